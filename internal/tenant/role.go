@@ -1,0 +1,79 @@
+package tenant
+
+import "fmt"
+
+// Role is what a key may do. Operator roles act for the fleet's owner and
+// see every tenant; tenant roles act for one tenant and see only its objects.
+type Role string
+
+// Roles.
+const (
+	OperatorAdmin  Role = "operator-admin"
+	OperatorViewer Role = "operator-viewer"
+	TenantAdmin    Role = "tenant-admin"
+	TenantViewer   Role = "tenant-viewer"
+)
+
+// Roles lists every role.
+var Roles = []Role{OperatorAdmin, OperatorViewer, TenantAdmin, TenantViewer}
+
+// ParseRole returns the role named s, or an error naming the valid ones.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q: want one of %v", s, Roles)
+}
+
+// IsOperator reports whether r acts for the fleet's owner.
+func (r Role) IsOperator() bool { return r == OperatorAdmin || r == OperatorViewer }
+
+// Permission names an action on a kind of object. Every API route declares
+// exactly one.
+type Permission string
+
+// Permissions.
+const (
+	// PermPublic needs no key (health, metrics, the OpenAPI document).
+	PermPublic Permission = "public"
+	// PermSelf lets any valid key read itself (whoami).
+	PermSelf       Permission = "self:read"
+	PermFleetRead  Permission = "fleet:read" // sites and pools
+	PermNodesRead  Permission = "nodes:read"
+	PermFleetWrite Permission = "fleet:write"
+	PermTenantRead Permission = "tenants:read"
+	PermTenantWrite Permission = "tenants:write"
+	PermKeysRead   Permission = "keys:read"
+	PermKeysWrite  Permission = "keys:write"
+	PermAuditRead  Permission = "audit:read"
+)
+
+// grants is the role → permission table; object-level scoping (a tenant role
+// sees only its own tenant's objects) is applied on top by Principal.Check.
+var grants = map[Role]map[Permission]bool{
+	OperatorAdmin: {
+		PermSelf: true, PermFleetRead: true, PermNodesRead: true, PermFleetWrite: true,
+		PermTenantRead: true, PermTenantWrite: true, PermKeysRead: true, PermKeysWrite: true,
+		PermAuditRead: true,
+	},
+	OperatorViewer: {
+		PermSelf: true, PermFleetRead: true, PermNodesRead: true,
+		PermTenantRead: true, PermKeysRead: true, PermAuditRead: true,
+	},
+	// Tenants see the catalog of sites and pools (what they can ask for), not
+	// the owner's nodes.
+	TenantAdmin: {
+		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
+		PermKeysRead: true, PermKeysWrite: true, PermAuditRead: true,
+	},
+	TenantViewer: {
+		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
+	},
+}
+
+// Allows reports whether role r holds permission p.
+func (r Role) Allows(p Permission) bool {
+	return p == PermPublic || grants[r][p]
+}
