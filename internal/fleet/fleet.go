@@ -17,7 +17,7 @@ type Site struct {
 	// TariffMicrosPerMWh is the energy price in micro-USD per MWh.
 	TariffMicrosPerMWh int64
 	// Timezone is an IANA zone name, for display and local-time demand.
-	Timezone string
+	Timezone     string
 	PowerDomains []PowerDomain
 }
 

@@ -39,15 +39,15 @@ const (
 	// PermPublic needs no key (health, metrics, the OpenAPI document).
 	PermPublic Permission = "public"
 	// PermSelf lets any valid key read itself (whoami).
-	PermSelf       Permission = "self:read"
-	PermFleetRead  Permission = "fleet:read" // sites and pools
-	PermNodesRead  Permission = "nodes:read"
-	PermFleetWrite Permission = "fleet:write"
-	PermTenantRead Permission = "tenants:read"
+	PermSelf        Permission = "self:read"
+	PermFleetRead   Permission = "fleet:read" // sites and pools
+	PermNodesRead   Permission = "nodes:read"
+	PermFleetWrite  Permission = "fleet:write"
+	PermTenantRead  Permission = "tenants:read"
 	PermTenantWrite Permission = "tenants:write"
-	PermKeysRead   Permission = "keys:read"
-	PermKeysWrite  Permission = "keys:write"
-	PermAuditRead  Permission = "audit:read"
+	PermKeysRead    Permission = "keys:read"
+	PermKeysWrite   Permission = "keys:write"
+	PermAuditRead   Permission = "audit:read"
 )
 
 // grants is the role → permission table; object-level scoping (a tenant role

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/tenant"
+)
+
+// demoTenants are the tenants of the story: the rival lab on the anchor
+// contract, a lab renting short blocks, and a spot buyer.
+var demoTenants = []tenant.Tenant{
+	{ID: "rival-lab", DisplayName: "Rival Lab (anchor contract)"},
+	{ID: "acme-ai", DisplayName: "Acme AI (reservations)"},
+	{ID: "spotty", DisplayName: "Spotty Research (spot)"},
+}
+
+func newDemoCmd(e *env) *cobra.Command {
+	var o serveOptions
+	var preset string
+	var seed int64
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Serve a generated reference fleet with demo tenants on an embedded SQLite store",
+		Long: `demo is the first thing to run. It creates a data directory (a temporary one
+unless --data is given), generates the reference 300 MW site (~226,000 GPUs
+in ~31,500 nodes), applies it, creates three tenants with keys, and serves
+the API. Leases, internal demand, the simulator and the dashboard join the
+demo as they land.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if o.data == "" {
+				dir, err := os.MkdirTemp("", "neocloud-demo-")
+				if err != nil {
+					return err
+				}
+				o.data = dir
+			}
+			srv, err := start(ctx, e, o)
+			if err != nil {
+				return err
+			}
+			if err := seedDemo(ctx, e, srv, o.data, preset, seed); err != nil {
+				srv.http.Close()
+				srv.st.Close()
+				return err
+			}
+			printDemoHelp(e, srv.url, o.data)
+			return srv.wait(ctx)
+		},
+	}
+	o.flags(cmd, "")
+	cmd.Flags().StringVar(&preset, "preset", "reference-300mw", "fleet preset: "+fmt.Sprint(fleet.Presets()))
+	cmd.Flags().Int64Var(&seed, "seed", 1, "fleet seed")
+	return cmd
+}
+
+// seedDemo applies the fleet and creates the demo tenants and their keys,
+// through the engine as the bootstrap operator. A rerun on the same --data
+// keeps what is there.
+func seedDemo(ctx context.Context, e *env, srv *running, data, preset string, seed int64) error {
+	if srv.adminKey == "" {
+		fmt.Fprintf(e.stdout, "reusing the demo data in %s\n", data)
+		return nil
+	}
+	secret, err := os.ReadFile(srv.adminKey)
+	if err != nil {
+		return err
+	}
+	admin, err := srv.eng.Authenticate(ctx, strings.TrimSpace(string(secret)))
+	if err != nil {
+		return fmt.Errorf("demo: admin key: %w", err)
+	}
+	spec, err := fleet.Generate(preset, seed)
+	if err != nil {
+		return fmt.Errorf("--preset: %w", err)
+	}
+	res, err := srv.eng.ApplyFleet(ctx, admin, spec, false)
+	if err != nil {
+		return fmt.Errorf("demo: apply fleet: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "fleet %s applied: %d sites, %d nodes, %d GPUs (revision %d)\n", preset, res.Sites, res.Nodes, res.GPUs, res.Revision)
+	for _, t := range demoTenants {
+		if _, err := srv.eng.CreateTenant(ctx, admin, t); err != nil && !errors.Is(err, tenant.ErrExists) {
+			return fmt.Errorf("demo: tenant %s: %w", t.ID, err)
+		}
+		_, secret, err := srv.eng.CreateKey(ctx, admin, engine.KeyRequest{TenantID: t.ID, Role: tenant.TenantAdmin, Name: "demo"})
+		if err != nil {
+			return fmt.Errorf("demo: key for %s: %w", t.ID, err)
+		}
+		if err := writeSecret(filepath.Join(data, "keys", t.ID+".key"), secret); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printDemoHelp(e *env, url, data string) {
+	admin := filepath.Join(data, "admin.key")
+	fmt.Fprintf(e.stdout, `
+Neocloud demo is serving at %s
+  data:        %s (SQLite: neocloud.db)
+  keys:        %s (operator-admin), %s/<tenant>.key (tenant-admin of %s, %s, %s)
+  API schema:  %s/openapi.json
+
+Try, in another terminal:
+  export NEOCLOUD_SERVER=%s NEOCLOUD_TOKEN_FILE=%s
+  go run ./cmd/neocloud pools list
+  go run ./cmd/neocloud nodes list --pool ref-300mw/GB200 --limit 5
+  NEOCLOUD_TOKEN_FILE=%s/rival-lab.key go run ./cmd/neocloud tenants list
+
+Stop with Ctrl-C.
+`, url, data, admin, filepath.Join(data, "keys"), demoTenants[0].ID, demoTenants[1].ID, demoTenants[2].ID, url, url, admin, filepath.Join(data, "keys"))
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/neocloud/neocloud/internal/api"
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/store"
+)
+
+type serveOptions struct {
+	db           string
+	listen       string
+	data         string
+	adminKeyFile string
+	logFormat    string
+	logLevel     string
+}
+
+func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
+	f := cmd.Flags()
+	f.StringVar(&o.db, "db", "", "store: sqlite:PATH or postgres://user@host/db (default sqlite:DATA/neocloud.db)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	f.StringVar(&o.data, "data", defaultData, "data directory: the SQLite file and the bootstrap admin key")
+	f.StringVar(&o.adminKeyFile, "admin-key-file", "", "where the first operator-admin key is written on an empty store (default DATA/admin.key)")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func newServeCmd(e *env) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Neocloud server (API) on SQLite or PostgreSQL",
+		Long: `serve runs the API. On first start with an empty store it writes an
+operator-admin key to DATA/admin.key (mode 0600) and prints the path, never
+the key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := start(cmd.Context(), e, o)
+			if err != nil {
+				return err
+			}
+			return srv.wait(cmd.Context())
+		},
+	}
+	o.flags(cmd, "neocloud-data")
+	return cmd
+}
+
+// running is a started server.
+type running struct {
+	eng      *engine.Engine
+	st       engine.Store
+	http     *http.Server
+	url      string
+	adminKey string // path of the bootstrap key file, or "" when keys existed
+	errc     chan error
+	log      *slog.Logger
+}
+
+func newLogger(o serveOptions, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+}
+
+// start opens the store, bootstraps the first key and starts serving; it
+// returns once the listener is bound.
+func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
+	logger, err := newLogger(o, e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if o.db == "" {
+		o.db = "sqlite:" + filepath.Join(o.data, "neocloud.db")
+	}
+	if strings.HasPrefix(o.db, "sqlite:") {
+		if err := os.MkdirAll(filepath.Dir(strings.TrimPrefix(o.db, "sqlite:")), 0o700); err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, o.db)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(engine.Config{Store: st, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	r := &running{eng: eng, st: st, log: logger, errc: make(chan error, 1)}
+	secret, err := eng.Bootstrap(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if secret != "" {
+		path := o.adminKeyFile
+		if path == "" {
+			path = filepath.Join(o.data, "admin.key")
+		}
+		if err := writeSecret(path, secret); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("bootstrap admin key: %w", err)
+		}
+		r.adminKey = path
+		fmt.Fprintf(e.stdout, "operator-admin key written to %s (mode 0600); use it with --token-file %s\n", path, path)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("--listen %s: %w (choose another address, e.g. --listen 127.0.0.1:0)", o.listen, err)
+	}
+	r.url = "http://" + ln.Addr().String()
+	h := api.New(api.Config{Engine: eng, Logger: logger})
+	r.http = api.HTTPServer(o.listen, h)
+	go func() { r.errc <- r.http.Serve(ln) }()
+	logger.Info("serving", "url", r.url, "db", store.Redact(o.db))
+	return r, nil
+}
+
+// wait serves until ctx ends, then shuts down gracefully.
+func (r *running) wait(ctx context.Context) error {
+	var err error
+	select {
+	case err = <-r.errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = r.http.Shutdown(sctx)
+		cancel()
+	}
+	if cerr := r.st.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	r.log.Info("stopped")
+	return err
+}
+
+// writeSecret writes a key file readable by its owner only, atomically.
+func writeSecret(path, secret string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,425 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/neocloud/neocloud/internal/api"
+	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/store/dbtest"
+	"github.com/neocloud/neocloud/internal/tenant"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var t0 = time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+
+// fixture is a server over a real store with a small fleet, two tenants
+// and a key of every role.
+type fixture struct {
+	t     *testing.T
+	st    engine.Store
+	eng   *engine.Engine
+	srv   *api.Server
+	clk   *clock.Fake
+	logs  *bytes.Buffer
+	keys  map[string]string // "operator-admin", "tenant-admin@tenant-a", ... → secret
+	seq   atomic.Int64
+	admin tenant.Principal
+}
+
+func newFixture(t *testing.T, st engine.Store) *fixture {
+	t.Helper()
+	f := &fixture{t: t, st: st, clk: clock.NewFake(t0), logs: &bytes.Buffer{}, keys: map[string]string{}}
+	logger := slog.New(slog.NewTextHandler(&syncWriter{w: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
+	f.eng, err = engine.New(engine.Config{Store: st, Clock: f.clk, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = api.New(api.Config{Engine: f.eng, Logger: logger})
+	ctx := context.Background()
+	secret, err := f.eng.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.keys["operator-admin"] = secret
+	f.admin, err = f.eng.Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := fleet.Generate("small-lab", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.ApplyFleet(ctx, f.admin, spec, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		if _, err := f.eng.CreateTenant(ctx, f.admin, tenant.Tenant{ID: id, DisplayName: strings.ToUpper(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.keys["operator-viewer"] = f.newKey("", tenant.OperatorViewer)
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		f.keys["tenant-admin@"+id] = f.newKey(id, tenant.TenantAdmin)
+		f.keys["tenant-viewer@"+id] = f.newKey(id, tenant.TenantViewer)
+	}
+	return f
+}
+
+func (f *fixture) newKey(tenantID string, role tenant.Role) string {
+	f.t.Helper()
+	_, secret, err := f.eng.CreateKey(context.Background(), f.admin, engine.KeyRequest{TenantID: tenantID, Role: role, Name: "test"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return secret
+}
+
+func (f *fixture) keyID(tenantID string) string {
+	f.t.Helper()
+	secret := f.newKey(tenantID, tenant.TenantViewer)
+	return tenant.KeyID(tenant.HashSecret(secret))
+}
+
+// do serves one request in-process and returns the status and body.
+func (f *fixture) do(secret, method, path string, body any) (int, []byte) {
+	f.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}
+
+func (f *fixture) lastAuditSeq() int64 {
+	f.t.Helper()
+	es, err := f.st.Audit(context.Background(), engine.AuditFilter{Limit: 1})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(es) == 0 {
+		return 0
+	}
+	return es[0].Seq
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestOpenAPIGolden(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		code, got := f.do("", http.MethodGet, "/openapi.json", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /openapi.json = %d", code)
+		}
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, got, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		pretty.WriteByte('\n')
+		const golden = "testdata/openapi.json"
+		if *update {
+			if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./internal/api -run OpenAPIGolden -update)", err)
+		}
+		if diff := cmp.Diff(string(want), pretty.String()); diff != "" {
+			t.Errorf("openapi.json differs from %s (-want +got); rerun with -update if intended:\n%s", golden, diff)
+		}
+	})
+}
+
+func TestHealthz(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		if code, body := f.do("", http.MethodGet, "/healthz", nil); code != http.StatusOK || !strings.Contains(string(body), "ok") {
+			t.Errorf("GET /healthz = %d %s", code, body)
+		}
+	})
+}
+
+// problemBody is the RFC 9457 document the API answers errors with.
+type problemBody struct {
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Message  string `json:"message"`
+		Location string `json:"location"`
+	} `json:"errors"`
+}
+
+func decodeProblem(t *testing.T, body []byte) problemBody {
+	t.Helper()
+	var p problemBody
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body %q: %v", body, err)
+	}
+	return p
+}
+
+// TestBadInput sends bad requests and checks each gets a 4xx problem that
+// names the field and the rule, and that nothing changed.
+func TestBadInput(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		admin := f.keys["operator-admin"]
+		smallLab, err := fleet.Generate("small-lab", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(smallLab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A fleet file as a generic map, to break one field at a time.
+		mutate := func(fn func(m map[string]any)) map[string]any {
+			var m map[string]any
+			if err := json.Unmarshal(js, &m); err != nil {
+				t.Fatal(err)
+			}
+			fn(m)
+			return m
+		}
+		site0 := func(m map[string]any) map[string]any { return m["sites"].([]any)[0].(map[string]any) }
+		pod0 := func(m map[string]any) map[string]any { return site0(m)["pods"].([]any)[0].(map[string]any) }
+
+		tests := []struct {
+			name       string
+			method     string
+			path       string
+			body       any
+			wantStatus int
+			wantLoc    string // a problem detail's location must contain this
+			wantMsg    string // and its message (or the detail) this
+		}{
+			{"malformed JSON", "POST", "/v1/tenants", `{"id": "x",`, 400, "", "unexpected"},
+			{"unknown field", "POST", "/v1/tenants", `{"id":"ok-id","colour":"red"}`, 422, "body.colour", "unexpected property"},
+			{"wrong type", "POST", "/v1/tenants", `{"id": 42}`, 422, "body.id", "expected string"},
+			{"missing required", "POST", "/v1/tenants", `{"display_name":"x"}`, 422, "body", "id"},
+			{"bad slug", "POST", "/v1/tenants", `{"id":"Not A Slug"}`, 422, "body.id", "lowercase"},
+			{"unknown role", "POST", "/v1/keys", `{"role":"superuser"}`, 422, "body.role", "expected value to be one of"},
+			{"operator role with tenant", "POST", "/v1/keys", `{"role":"operator-admin","tenant":"tenant-a"}`, 422, "body.tenant", "must be empty for operator roles"},
+			{"tenant role without tenant", "POST", "/v1/keys", `{"role":"tenant-admin"}`, 422, "body.tenant", "required"},
+			{"key for unknown tenant", "POST", "/v1/keys", `{"role":"tenant-admin","tenant":"nope"}`, 422, "body.tenant", "existing tenant"},
+			{"bad node state filter", "GET", "/v1/nodes?state=on-fire", nil, 422, "query.state", "one of"},
+			{"limit out of range", "GET", "/v1/nodes?limit=0", nil, 422, "query.limit", ">= 1"},
+			{"fleet unknown GPU model", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
+				pod0(m)["leaf_groups"].([]any)[0].(map[string]any)["nodes"].([]any)[0].(map[string]any)["model"] = "TPU-v5"
+			}), 422, "body.sites[0].pods[0].leaf_groups[0].nodes[0].model", "unknown GPU model"},
+			{"fleet unknown power domain", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
+				pod0(m)["power_domain"] = "hall-zz"
+			}), 422, "power_domain", "power domain"},
+			{"fleet unknown field", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
+				site0(m)["colour"] = "blue"
+			}), 422, "body.sites[0].colour", "unexpected property"},
+			{"fleet wrong type", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
+				pod0(m)["count"] = "twelve"
+			}), 422, "body.sites[0].pods[0].count", "expected"},
+			{"fleet duplicate node names", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
+				pods := site0(m)["pods"].([]any)
+				site0(m)["pods"] = append(pods, pods[0])
+			}), 422, "body.sites[0].pods[", "duplicate"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				before := fleetState(t, f)
+				code, body := f.do(admin, tc.method, tc.path, tc.body)
+				if code != tc.wantStatus {
+					t.Fatalf("%s %s = %d, want %d: %s", tc.method, tc.path, code, tc.wantStatus, body)
+				}
+				p := decodeProblem(t, body)
+				found := tc.wantLoc == "" && strings.Contains(strings.ToLower(p.Detail), tc.wantMsg)
+				for _, e := range p.Errors {
+					if strings.Contains(e.Location, tc.wantLoc) && (strings.Contains(e.Message, tc.wantMsg) || strings.Contains(p.Detail, tc.wantMsg)) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no problem detail with location ~%q and message ~%q in %s", tc.wantLoc, tc.wantMsg, body)
+				}
+				if after := fleetState(t, f); after != before {
+					t.Errorf("state changed by a refused request:\nbefore %s\nafter  %s", before, after)
+				}
+			})
+		}
+	})
+}
+
+// fleetState is a fingerprint of what a refused request must not change:
+// nodes, tenants and keys.
+func fleetState(t *testing.T, f *fixture) string {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := f.st.AllNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := f.st.Tenants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := f.st.Keys(ctx, engine.KeyFilter{IncludeRevoked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, k := range ks {
+		if !k.Active() {
+			revoked++
+		}
+	}
+	return fmt.Sprintf("nodes=%d tenants=%d keys=%d revoked=%d", len(nodes), len(ts), len(ks), revoked)
+}
+
+// TestRetireAllocatedNodeRefused applies a fleet file without a node that
+// holds an allocation: 409 naming the node, nothing changes.
+func TestRetireAllocatedNodeRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		ctx := context.Background()
+		nodes, err := st.AllNodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim := nodes[0].Name
+		err = st.Update(ctx, func(tx engine.Tx) error {
+			return tx.InsertAllocation(ctx, lease.Allocation{ID: "al-1", LeaseID: "ls-1", TenantID: "tenant-a", Node: victim,
+				Start: t0.Add(24 * time.Hour), End: t0.Add(48 * time.Hour)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := fleet.Generate("small-lab", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Sites[0].Absent = append(spec.Sites[0].Absent, victim)
+		before := fleetState(t, f)
+		code, body := f.do(f.keys["operator-admin"], http.MethodPost, "/v1/fleet/apply", spec)
+		if code != http.StatusConflict || !strings.Contains(string(body), victim) {
+			t.Fatalf("apply without %s = %d %s, want 409 naming it", victim, code, body)
+		}
+		if after := fleetState(t, f); after != before {
+			t.Errorf("refused apply changed state: %s -> %s", before, after)
+		}
+		// Once the allocation has ended, the same file retires the node.
+		f.clk.Set(t0.Add(48 * time.Hour))
+		code, body = f.do(f.keys["operator-admin"], http.MethodPost, "/v1/fleet/apply", spec)
+		if code != http.StatusOK {
+			t.Fatalf("apply after the allocation ended = %d %s", code, body)
+		}
+		var res api.ApplyResult
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{victim}, res.RetiredNodes); diff != "" {
+			t.Errorf("retired (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestNoSecretAtRest checks that no API key appears in plaintext in the
+// database or the logs, after keys were issued, used and refused.
+func TestNoSecretAtRest(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		var secrets []string
+		for _, s := range f.keys {
+			secrets = append(secrets, s)
+			f.do(s, http.MethodGet, "/v1/me", nil)
+			f.do(s, http.MethodGet, "/v1/nodes", nil)
+		}
+		code, body := f.do(f.keys["operator-admin"], http.MethodPost, "/v1/keys", map[string]string{"role": "tenant-admin", "tenant": "tenant-b"})
+		if code != http.StatusCreated {
+			t.Fatalf("create key = %d %s", code, body)
+		}
+		var created api.KeyCreated
+		if err := json.Unmarshal(body, &created); err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, created.Secret)
+		// A made-up well-formed key that fails must not be logged either.
+		bogus := "nc_" + strings.Repeat("Z", 43)
+		secrets = append(secrets, bogus)
+		f.do(bogus, http.MethodGet, "/v1/me", nil)
+
+		dump := dbtest.Dump(t, st)
+		for _, s := range secrets {
+			if strings.Contains(dump, s) {
+				t.Errorf("the database holds a key in plaintext")
+			}
+			if strings.Contains(f.logs.String(), s) {
+				t.Errorf("the log holds a key in plaintext")
+			}
+			// Nor any long piece of it.
+			if strings.Contains(dump, s[3:20]) || strings.Contains(f.logs.String(), s[3:20]) {
+				t.Errorf("the database or log holds part of a key")
+			}
+		}
+		if len(dump) < 1000 {
+			t.Fatalf("database dump is suspiciously small (%d bytes)", len(dump))
+		}
+	})
+}
+
+func smallLab(t *testing.T) *fleet.Spec {
+	t.Helper()
+	spec, err := fleet.Generate("small-lab", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func keyIDOf(secret string) string { return tenant.KeyID(tenant.HashSecret(secret)) }

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/valid"
+)
+
+// problem maps an engine or domain error to an RFC 9457 problem. It is the
+// one place where errors become HTTP statuses; anything unexpected is logged
+// and answered as a 500 without internals.
+func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
+	var (
+		se    huma.StatusError
+		ve    *valid.Error
+		inUse *engine.NodesInUseError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return se
+	case errors.As(err, &ve):
+		return huma.NewError(http.StatusUnprocessableEntity, "validation failed", issueDetails(ve, "body.")...)
+	case errors.As(err, &inUse):
+		details := make([]error, len(inUse.Nodes))
+		for i, n := range inUse.Nodes {
+			details[i] = &huma.ErrorDetail{Message: "node holds or will hold an allocation", Location: "node", Value: n}
+		}
+		return huma.NewError(http.StatusConflict, inUse.Error(), details...)
+	case errors.Is(err, tenant.ErrNotFound):
+		return huma.Error404NotFound("not found")
+	case errors.Is(err, tenant.ErrForbidden):
+		return huma.Error403Forbidden("the key's role does not allow this")
+	case errors.Is(err, tenant.ErrUnauthenticated):
+		return huma.Error401Unauthorized("a valid API key is required: Authorization: Bearer nc_...")
+	case errors.Is(err, tenant.ErrExists):
+		return huma.Error409Conflict("already exists")
+	case errors.Is(err, engine.ErrConflict):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return huma.NewError(http.StatusServiceUnavailable, "request cancelled or timed out")
+	default:
+		s.log.ErrorContext(ctx, "request failed", slog.String("err", err.Error()), slog.String("request_id", engine.RequestID(ctx)))
+		return huma.Error500InternalServerError("internal error; see the server log for request " + engine.RequestID(ctx))
+	}
+}
+
+// issueDetails turns validation issues into problem details whose location
+// is prefix + the field path ("body.sites[0].name").
+func issueDetails(ve *valid.Error, prefix string) []error {
+	out := make([]error, len(ve.Issues))
+	for i, is := range ve.Issues {
+		loc := is.Field
+		if !strings.HasPrefix(loc, "query.") && !strings.HasPrefix(loc, "path.") {
+			loc = prefix + loc
+		}
+		out[i] = &huma.ErrorDetail{Message: is.Rule, Location: loc, Value: is.Value}
+	}
+	return out
+}

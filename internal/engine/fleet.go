@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/tenant"
+)
+
+// ApplyResult says what a fleet apply changed (or, for a dry run, would
+// change).
+type ApplyResult struct {
+	DryRun       bool
+	Revision     int64 // 0 for a dry run
+	SHA256       string
+	Sites        int
+	Nodes        int
+	GPUs         int64
+	Added        []string
+	Updated      []string
+	Retired      []string
+	RetiredSites []string
+	Unchanged    int
+}
+
+// NodesInUseError refuses an apply that would retire, or move to another
+// pool, nodes that hold or will hold an allocation.
+type NodesInUseError struct {
+	Nodes []string // sorted
+}
+
+func (e *NodesInUseError) Error() string {
+	const show = 10
+	names := e.Nodes
+	more := ""
+	if len(names) > show {
+		more = fmt.Sprintf(" and %d more", len(names)-show)
+		names = names[:show]
+	}
+	return fmt.Sprintf("%d node(s) hold or will hold an allocation and cannot be retired or change GPU model or count: %s%s",
+		len(e.Nodes), strings.Join(names, ", "), more)
+}
+
+// ApplyFleet makes the fleet in service equal to spec, in one transaction:
+// nodes in spec and not in service are added, nodes whose attributes differ
+// are updated (their state is kept), and nodes and sites in service but not
+// in spec are retired. It returns a *valid.Error when spec is invalid and a
+// *NodesInUseError when a node to retire or re-pool holds an allocation
+// ending after now; then nothing changes. With dryRun it computes the same
+// answer and writes nothing.
+func (e *Engine) ApplyFleet(ctx context.Context, p tenant.Principal, spec *fleet.Spec, dryRun bool) (ApplyResult, error) {
+	if err := e.check(ctx, p, tenant.PermFleetWrite, "fleet.apply", "fleet", ""); err != nil {
+		return ApplyResult{}, err
+	}
+	want, err := spec.Expand()
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	canon, err := spec.CanonicalJSON()
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("fleet: encode: %w", err)
+	}
+	sum := sha256.Sum256(canon)
+
+	// Diff against the store under the writer lock, so that no other command
+	// changes the fleet or its allocations between the diff and the write.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sites, err := e.store.Sites(ctx)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("fleet: load sites: %w", err)
+	}
+	have, err := e.store.AllNodes(ctx)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("fleet: load nodes: %w", err)
+	}
+	now := e.clock.Now()
+	change, repool := diffFleet(sites, have, want)
+	change.At = now
+	res := ApplyResult{
+		DryRun: dryRun, SHA256: hex.EncodeToString(sum[:]), Sites: len(want.Sites), Nodes: len(want.Nodes),
+		Added: names(change.Add), Updated: names(change.Update), Retired: change.Retire, RetiredSites: change.RetireSites,
+	}
+	for _, n := range want.Nodes {
+		res.GPUs += int64(n.GPUs)
+	}
+	res.Unchanged = len(want.Nodes) - len(change.Add) - len(change.Update)
+	change.Revision = FleetRevision{At: now, By: p.KeyID, SHA256: res.SHA256, Spec: canon,
+		NodeCount: int64(res.Nodes), GPUCount: res.GPUs}
+
+	err = e.store.Update(ctx, func(tx Tx) error {
+		held, err := tx.HeldNodes(ctx, append(append([]string(nil), change.Retire...), repool...), now)
+		if err != nil {
+			return fmt.Errorf("held nodes: %w", err)
+		}
+		if len(held) > 0 {
+			return &NodesInUseError{Nodes: held}
+		}
+		if dryRun {
+			return errDryRun
+		}
+		if err := tx.ApplyFleet(ctx, change); err != nil {
+			return err
+		}
+		entry := tenant.AuditEntry{Action: "fleet.apply", Object: "fleet",
+			Detail: fmt.Sprintf("sha256=%s nodes=%d gpus=%d added=%d updated=%d retired=%d retired_sites=%d",
+				res.SHA256[:12], res.Nodes, res.GPUs, len(res.Added), len(res.Updated), len(res.Retired), len(res.RetiredSites))}
+		e.stamp(ctx, p, &entry)
+		_, err = tx.AppendAudit(ctx, entry)
+		return err
+	})
+	if err == errDryRun {
+		return res, nil
+	}
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("fleet: apply: %w", err)
+	}
+	rev, err := e.store.LatestFleetRevision(ctx)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("fleet: read revision: %w", err)
+	}
+	res.Revision = rev.Seq
+	return res, nil
+}
+
+// errDryRun rolls a dry run's transaction back after its checks.
+var errDryRun = fmt.Errorf("dry run")
+
+// diffFleet compares the nodes in service with the wanted fleet. repool
+// lists updated nodes whose pool or GPU count changes: like retired ones,
+// they must not hold allocations.
+func diffFleet(sites []fleet.Site, have []fleet.Node, want *fleet.Fleet) (FleetChange, []string) {
+	c := FleetChange{Sites: want.Sites}
+	wantSites := make(map[string]bool, len(want.Sites))
+	for _, s := range want.Sites {
+		wantSites[s.Name] = true
+	}
+	for _, s := range sites {
+		if !wantSites[s.Name] {
+			c.RetireSites = append(c.RetireSites, s.Name)
+		}
+	}
+	current := make(map[string]*fleet.Node, len(have))
+	for i := range have {
+		current[have[i].Name] = &have[i]
+	}
+	var repool []string
+	for _, n := range want.Nodes {
+		old, ok := current[n.Name]
+		if !ok {
+			c.Add = append(c.Add, n)
+			continue
+		}
+		delete(current, n.Name)
+		if sameInventory(*old, n) {
+			continue
+		}
+		n.State = old.State
+		c.Update = append(c.Update, n)
+		if old.PoolID() != n.PoolID() || old.GPUs != n.GPUs {
+			repool = append(repool, n.Name)
+		}
+	}
+	for name := range current {
+		c.Retire = append(c.Retire, name)
+	}
+	sort.Strings(c.Retire)
+	sort.Strings(c.RetireSites)
+	return c, repool
+}
+
+// sameInventory reports whether two records of one node agree on everything
+// a fleet file sets.
+func sameInventory(a, b fleet.Node) bool {
+	return a.Site == b.Site && a.Model == b.Model && a.GPUs == b.GPUs && a.ITPower == b.ITPower &&
+		a.PowerDomain == b.PowerDomain && a.Position == b.Position
+}
+
+func names(nodes []fleet.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// Sites returns the sites in service.
+func (e *Engine) Sites(ctx context.Context) ([]fleet.Site, error) { return e.store.Sites(ctx) }
+
+// Pools returns pool summaries, of one site or ("") all.
+func (e *Engine) Pools(ctx context.Context, site string) ([]fleet.Pool, error) {
+	return e.store.Pools(ctx, site)
+}
+
+// Nodes returns one page of nodes.
+func (e *Engine) Nodes(ctx context.Context, f NodeFilter) ([]fleet.Node, error) {
+	return e.store.Nodes(ctx, f)
+}
+
+// FleetRevision returns the last applied fleet revision, or ErrNotFound.
+func (e *Engine) FleetRevision(ctx context.Context) (FleetRevision, error) {
+	return e.store.LatestFleetRevision(ctx)
+}

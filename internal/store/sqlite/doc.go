@@ -1,0 +1,7 @@
+// Package sqlite opens Neocloud's store on an SQLite database file, the
+// default embedded database: the pure-Go driver modernc.org/sqlite, WAL
+// journal, synchronous=FULL, foreign keys on and a busy timeout on every
+// connection, one writer connection whose transactions begin IMMEDIATE,
+// and a pool of readers. The schema lives in embedded goose migrations
+// (migrations/*.sql), applied at open.
+package sqlite
