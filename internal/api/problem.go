@@ -39,7 +39,9 @@ func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
 	case errors.Is(err, tenant.ErrNotFound):
 		return huma.Error404NotFound("not found")
 	case errors.Is(err, tenant.ErrForbidden):
-		return huma.Error403Forbidden("the key's role does not allow this")
+		// The wrapped text says which role lacks which permission; it
+		// names nothing of other tenants.
+		return huma.Error403Forbidden(err.Error())
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return huma.Error401Unauthorized("a valid API key is required: Authorization: Bearer nc_...")
 	case errors.Is(err, tenant.ErrExists):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -128,7 +129,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	action := op.Method + " " + op.Path
 	p, err := s.authorize(ctx.Context(), ctx.Header("Authorization"), perm, action)
 	if err != nil {
-		if err == tenant.ErrUnauthenticated {
+		if errors.Is(err, tenant.ErrUnauthenticated) {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="neocloud"`)
 		}
 		pe := s.problem(ctx.Context(), err)
@@ -156,8 +157,9 @@ func (s *Server) authorize(ctx context.Context, header string, perm tenant.Permi
 		return tenant.Anonymous, tenant.ErrUnauthenticated
 	}
 	if perm == "" || !p.Can(perm) {
-		s.eng.RecordDenial(ctx, p, action, "", fmt.Sprintf("role %s lacks %s", p.Role, perm))
-		return p, tenant.ErrForbidden
+		why := fmt.Sprintf("role %s lacks permission %s", p.Role, perm)
+		s.eng.RecordDenial(ctx, p, action, "", why)
+		return p, fmt.Errorf("%w: %s", tenant.ErrForbidden, why)
 	}
 	return p, nil
 }

@@ -81,7 +81,7 @@ func (e *Engine) CreateKey(ctx context.Context, p tenant.Principal, req KeyReque
 	}
 	if req.Role.IsOperator() && !p.Role.IsOperator() {
 		e.RecordDenial(ctx, p, "keys.create", "role/"+string(req.Role), "tenant keys cannot grant operator roles")
-		return tenant.Key{}, "", tenant.ErrForbidden
+		return tenant.Key{}, "", fmt.Errorf("%w: a %s key cannot grant the operator role %s", tenant.ErrForbidden, p.Role, req.Role)
 	}
 	if err := e.check(ctx, p, tenant.PermKeysWrite, "keys.create", object, req.TenantID); err != nil {
 		return tenant.Key{}, "", err

@@ -26,12 +26,12 @@ func (p Principal) Can(perm Permission) bool { return p.Role.Allows(perm) }
 
 // Check is the one object-level access rule. owner is the tenant that owns
 // the object ("" for objects of the owner, such as nodes). It returns nil,
-// ErrForbidden when the role lacks perm, or ErrNotFound when the object
+// ErrForbidden (wrapped, naming role and permission) when the role lacks perm, or ErrNotFound when the object
 // belongs to someone else — so that a tenant cannot learn whether another
 // tenant's object exists.
 func (p Principal) Check(perm Permission, owner string) error {
 	if !p.Role.Allows(perm) {
-		return ErrForbidden
+		return fmt.Errorf("%w: role %s lacks permission %s", ErrForbidden, p.Role, perm)
 	}
 	if p.Role.IsOperator() || perm == PermPublic {
 		return nil
