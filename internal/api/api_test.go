@@ -35,7 +35,7 @@ var t0 = time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 // fixture is a server over a real store with a small fleet, two tenants
 // and a key of every role.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	st    engine.Store
 	eng   *engine.Engine
 	srv   *api.Server
@@ -46,7 +46,7 @@ type fixture struct {
 	admin tenant.Principal
 }
 
-func newFixture(t *testing.T, st engine.Store) *fixture {
+func newFixture(t testing.TB, st engine.Store) *fixture {
 	t.Helper()
 	f := &fixture{t: t, st: st, clk: clock.NewFake(t0), logs: &bytes.Buffer{}, keys: map[string]string{}}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -252,6 +252,7 @@ func TestBadInput(t *testing.T) {
 			{"operator role with tenant", "POST", "/v1/keys", `{"role":"operator-admin","tenant":"tenant-a"}`, 422, "body.tenant", "must be empty for operator roles"},
 			{"tenant role without tenant", "POST", "/v1/keys", `{"role":"tenant-admin"}`, 422, "body.tenant", "required"},
 			{"key for unknown tenant", "POST", "/v1/keys", `{"role":"tenant-admin","tenant":"nope"}`, 422, "body.tenant", "existing tenant"},
+			{"body too large", "POST", "/v1/tenants", `{"id":"x","display_name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "", "too large"},
 			{"bad node state filter", "GET", "/v1/nodes?state=on-fire", nil, 422, "query.state", "one of"},
 			{"limit out of range", "GET", "/v1/nodes?limit=0", nil, 422, "query.limit", ">= 1"},
 			{"fleet unknown GPU model", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
@@ -413,7 +414,7 @@ func TestNoSecretAtRest(t *testing.T) {
 	})
 }
 
-func smallLab(t *testing.T) *fleet.Spec {
+func smallLab(t testing.TB) *fleet.Spec {
 	t.Helper()
 	spec, err := fleet.Generate("small-lab", 0)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -67,33 +68,34 @@ func (e *Engine) ApplyFleet(ctx context.Context, p tenant.Principal, spec *fleet
 	}
 	sum := sha256.Sum256(canon)
 
-	// Diff against the store under the writer lock, so that no other command
-	// changes the fleet or its allocations between the diff and the write.
+	// Diff inside the write transaction, under the writer lock, so that no
+	// other command changes the fleet or its allocations in between.
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sites, err := e.store.Sites(ctx)
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("fleet: load sites: %w", err)
-	}
-	have, err := e.store.AllNodes(ctx)
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("fleet: load nodes: %w", err)
-	}
 	now := e.clock.Now()
-	change, repool := diffFleet(sites, have, want)
-	change.At = now
-	res := ApplyResult{
-		DryRun: dryRun, SHA256: hex.EncodeToString(sum[:]), Sites: len(want.Sites), Nodes: len(want.Nodes),
-		Added: names(change.Add), Updated: names(change.Update), Retired: change.Retire, RetiredSites: change.RetireSites,
-	}
-	for _, n := range want.Nodes {
-		res.GPUs += int64(n.GPUs)
-	}
-	res.Unchanged = len(want.Nodes) - len(change.Add) - len(change.Update)
-	change.Revision = FleetRevision{At: now, By: p.KeyID, SHA256: res.SHA256, Spec: canon,
-		NodeCount: int64(res.Nodes), GPUCount: res.GPUs}
-
+	var res ApplyResult
 	err = e.store.Update(ctx, func(tx Tx) error {
+		sites, err := tx.Sites(ctx)
+		if err != nil {
+			return fmt.Errorf("load sites: %w", err)
+		}
+		have, err := tx.AllNodes(ctx)
+		if err != nil {
+			return fmt.Errorf("load nodes: %w", err)
+		}
+		change, repool := diffFleet(sites, have, want)
+		change.At = now
+		res = ApplyResult{
+			DryRun: dryRun, SHA256: hex.EncodeToString(sum[:]), Sites: len(want.Sites), Nodes: len(want.Nodes),
+			Added: names(change.Add), Updated: names(change.Update), Retired: change.Retire, RetiredSites: change.RetireSites,
+		}
+		for _, n := range want.Nodes {
+			res.GPUs += int64(n.GPUs)
+		}
+		res.Unchanged = len(want.Nodes) - len(change.Add) - len(change.Update)
+		change.Revision = FleetRevision{At: now, By: p.KeyID, SHA256: res.SHA256, Spec: canon,
+			NodeCount: int64(res.Nodes), GPUCount: res.GPUs}
+
 		held, err := tx.HeldNodes(ctx, append(append([]string(nil), change.Retire...), repool...), now)
 		if err != nil {
 			return fmt.Errorf("held nodes: %w", err)
@@ -107,29 +109,29 @@ func (e *Engine) ApplyFleet(ctx context.Context, p tenant.Principal, spec *fleet
 		if err := tx.ApplyFleet(ctx, change); err != nil {
 			return err
 		}
+		rev, err := tx.LatestFleetRevision(ctx)
+		if err != nil {
+			return fmt.Errorf("read revision: %w", err)
+		}
+		res.Revision = rev.Seq
 		entry := tenant.AuditEntry{Action: "fleet.apply", Object: "fleet",
-			Detail: fmt.Sprintf("sha256=%s nodes=%d gpus=%d added=%d updated=%d retired=%d retired_sites=%d",
-				res.SHA256[:12], res.Nodes, res.GPUs, len(res.Added), len(res.Updated), len(res.Retired), len(res.RetiredSites))}
+			Detail: fmt.Sprintf("revision=%d sha256=%s nodes=%d gpus=%d added=%d updated=%d retired=%d retired_sites=%d",
+				rev.Seq, res.SHA256[:12], res.Nodes, res.GPUs, len(res.Added), len(res.Updated), len(res.Retired), len(res.RetiredSites))}
 		e.stamp(ctx, p, &entry)
 		_, err = tx.AppendAudit(ctx, entry)
 		return err
 	})
-	if err == errDryRun {
+	if errors.Is(err, errDryRun) {
 		return res, nil
 	}
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("fleet: apply: %w", err)
 	}
-	rev, err := e.store.LatestFleetRevision(ctx)
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("fleet: read revision: %w", err)
-	}
-	res.Revision = rev.Seq
 	return res, nil
 }
 
 // errDryRun rolls a dry run's transaction back after its checks.
-var errDryRun = fmt.Errorf("dry run")
+var errDryRun = errors.New("dry run")
 
 // diffFleet compares the nodes in service with the wanted fleet. repool
 // lists updated nodes whose pool or GPU count changes: like retired ones,

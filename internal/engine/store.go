@@ -53,8 +53,9 @@ type Reader interface {
 	Audit(ctx context.Context, f AuditFilter) ([]tenant.AuditEntry, error)
 }
 
-// Tx is one read-write transaction.
+// Tx is one read-write transaction. Its reads see its own writes.
 type Tx interface {
+	Reader
 	// ApplyFleet writes a fleet change: upserts the sites and power domains
 	// of c.Sites, retires the sites in c.RetireSites, inserts c.Add (a node of the same
 	// name that was retired comes back in service, state available), updates

@@ -137,8 +137,31 @@ type builder struct {
 	total      int64 // nodes the counts multiply to, saturating
 	sites      []*cSite
 	entries    []*cNode
-	names      map[string]int32 // full node name -> entry
+	names      nameSet
 	fleet      *Fleet
+}
+
+// nameSet maps full node names to their entries (an index in
+// builder.entries). Its strings are carved from shared chunks so that a
+// fleet of n nodes costs n/chunk allocations for names rather than n.
+type nameSet struct {
+	m     map[string]int32
+	chunk strings.Builder
+}
+
+const nameChunk = 64 << 10
+
+// intern returns name as a string that shares a chunk with others. A
+// strings.Builder never changes bytes once written, so the strings stay
+// valid after it grows or is replaced.
+func (s *nameSet) intern(name []byte) string {
+	if s.chunk.Cap()-s.chunk.Len() < len(name) {
+		s.chunk = strings.Builder{}
+		s.chunk.Grow(max(nameChunk, len(name)))
+	}
+	start := s.chunk.Len()
+	s.chunk.Write(name)
+	return s.chunk.String()[start:]
 }
 
 func newBuilder(s *Spec, emit bool) *builder {
@@ -246,6 +269,7 @@ func (b *builder) checkSite(i int, first map[string]int) {
 		field := at.String() + ".absent[" + strconv.Itoa(j) + "]"
 		if k, dup := cs.absent[name]; dup {
 			b.add(field, name, "listed twice; first at %s.absent[%d]", at, k)
+			cs.found[j] = true // reported once is enough
 			continue
 		}
 		cs.absent[name] = j
@@ -462,7 +486,7 @@ func addSat(a, b int64) int64 {
 // and NVLink domains within a site; nodes across the fleet) and absent
 // names, and appends the nodes when the builder emits.
 func (b *builder) walk() {
-	b.names = make(map[string]int32, b.total)
+	b.names.m = make(map[string]int32, b.total)
 	if b.emit {
 		b.fleet = &Fleet{Sites: make([]Site, 0, len(b.sites)), Nodes: make([]Node, 0, b.total)}
 	}
@@ -537,7 +561,7 @@ func (b *builder) walk() {
 		// A rack's NVLink domain must not take the name of an HGX node of
 		// the same site, whose NVLink domain is its own name.
 		for id, r := range racks {
-			if idx, ok := b.names[id]; ok {
+			if idx, ok := b.names.m[id]; ok {
 				if e := b.entries[idx]; !e.inRack && e.site == cs.idx && !r.dup {
 					r.dup = true
 					b.add(r.at.field("name"), id, "duplicate NVLink domain in site %q: the NVLink domain of the node defined at %s", siteName, e.at)
@@ -560,9 +584,9 @@ func (b *builder) node(cs *cSite, n *cNode, name []byte, pos Position) {
 	var idx int32
 	var dup bool
 	if full != "" {
-		idx, dup = b.names[full]
+		idx, dup = b.names.m[full]
 	} else {
-		idx, dup = b.names[string(name)] // no allocation for a lookup
+		idx, dup = b.names.m[string(name)] // no allocation for a lookup
 	}
 	if dup {
 		if !n.dup {
@@ -576,9 +600,9 @@ func (b *builder) node(cs *cSite, n *cNode, name []byte, pos Position) {
 		return
 	}
 	if full == "" {
-		full = string(name)
+		full = b.names.intern(name)
 	}
-	b.names[full] = n.idx
+	b.names.m[full] = n.idx
 	if cs.absent != nil {
 		if k, ok := cs.absent[full]; ok {
 			cs.found[k] = true

@@ -57,7 +57,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		"count too large for int": {
 			in:   head + "    pods:\n      - name: p{n}\n        count: 99999999999999999999\n",
-			line: 6, col: 16, field: "sites[0].pods[0].count", msgSubstr: "in range",
+			line: 6, col: 16, field: "sites[0].pods[0].count", msgSubstr: "want an integer",
 		},
 		"number for name": {
 			in:   "version: 1\nsites:\n  - name: 123\n",
@@ -97,7 +97,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		"two documents": {
 			in:   "version: 1\n---\nversion: 1\n",
-			line: 3, col: 1, msgSubstr: "one YAML document",
+			line: 2, col: 1, msgSubstr: "one YAML document",
 		},
 		"two document headers": {
 			in:   "---\nversion: 1\n---\nversion: 1\n",
@@ -113,7 +113,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		"mapping with too many keys": {
 			in:   "version: 1\n" + manyKeys(70),
-			line: 66, col: 1, msgSubstr: "more than 64 keys",
+			line: 65, col: 1, msgSubstr: "more than 64 keys",
 		},
 	}
 	for name, tc := range tests {
@@ -347,7 +347,7 @@ func TestValidateIssues(t *testing.T) {
 			want: []issue{{"sites[0].pods[0].name", "lowercase DNS label"}},
 		},
 		"slug too long once expanded": {
-			edit: func(s *Spec) { s.Sites[0].Pods[0].Name = strings.Repeat("p", 62) + "{n}" },
+			edit: func(s *Spec) { s.Sites[0].Pods[0].Name = strings.Repeat("p", 63) + "{n}" },
 			want: []issue{{"sites[0].pods[0].name", "lowercase DNS label"}},
 		},
 		"bad name pattern": {
@@ -538,8 +538,8 @@ func TestValidateOverLimitFailsFast(t *testing.T) {
 	}
 	got := issuesOf(t, s.Validate())
 	want := []valid.Issue{
-		{Field: rack0 + ".nodes", Value: "720000", Rule: "a rack is one NVLink domain: at most 72 GB200 GPUs"},
-		{Field: "sites", Value: "100000000160000", Rule: "the file expands to too many nodes: at most 1000000 allowed"},
+		{Field: rack0 + ".nodes", Value: "40000", Rule: "a rack is one NVLink domain: at most 72 GB200 GPUs"},
+		{Field: "sites", Value: "10000000400000000", Rule: "the file expands to too many nodes: at most 1000000 allowed"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Validate() issues mismatch (-want +got):\n%s", diff)
@@ -598,10 +598,12 @@ func formatFleet(f *Fleet) string {
 			fmt.Fprintf(w, "domain\t%s/%s\tbudget_w=%d\n", s.Name, d.Name, d.Budget)
 		}
 	}
+	fmt.Fprintln(w)
 	for _, p := range Pools(f) {
 		fmt.Fprintf(w, "pool\t%s\tnodes=%d\tgpus=%d\tit_w=%d\tfacility_w=%d\tby_state=%v\n",
 			p.ID, p.Nodes, p.GPUs, p.ITPower, p.FacilityPower, p.ByState)
 	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "NAME\tSITE\tMODEL\tGPUS\tIT_W\tDOMAIN\tPOD\tLEAF_GROUP\tNVLINK_DOMAIN\tSTATE")
 	for _, n := range f.Nodes {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Site, n.Model, n.GPUs, n.ITPower,

@@ -43,7 +43,13 @@ func decodeYAML(data []byte, v any) error {
 		return syntaxError(err)
 	}
 	if len(file.Docs) > 1 {
-		return nodeError(file.Docs[1], "", "a fleet file holds one YAML document")
+		var tk *token.Token
+		if d := file.Docs[1]; d.Start != nil {
+			tk = d.Start
+		} else if d.Body != nil {
+			tk = d.Body.GetToken()
+		}
+		return tokenError(tk, "a fleet file holds one YAML document")
 	}
 	if len(file.Docs) == 0 || file.Docs[0].Body == nil {
 		return nil
