@@ -190,7 +190,7 @@ shows the diff without writing.`,
 				return [][]string{
 					{"REVISION", "SITES", "NODES", "GPUS", "ADDED", "UPDATED", "RETIRED", "UNCHANGED", "SHA256"},
 					{rev, strconv.Itoa(out.Sites), strconv.Itoa(out.Nodes), i64(out.GPUs), strconv.Itoa(out.Added),
-						strconv.Itoa(out.Updated), strconv.Itoa(out.Retired), strconv.Itoa(out.Unchanged), out.SHA256[:12]},
+						strconv.Itoa(out.Updated), strconv.Itoa(out.Retired), strconv.Itoa(out.Unchanged), shortHash(out.SHA256)},
 				}
 			})
 		},
@@ -222,4 +222,11 @@ func newFleetShowCmd(e *env) *cobra.Command {
 			return err
 		},
 	}
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
 }

@@ -138,6 +138,9 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 	r.http = api.HTTPServer(o.listen, h)
 	go func() { r.errc <- r.http.Serve(ln) }()
 	logger.Info("serving", "url", r.url, "db", store.Redact(o.db))
+	// The line scripts and tests read to learn the bound address (--listen
+	// 127.0.0.1:0 picks a free port).
+	fmt.Fprintf(e.stdout, "listening on %s\n", r.url)
 	return r, nil
 }
 

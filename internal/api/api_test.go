@@ -104,6 +104,20 @@ func (f *fixture) keyID(tenantID string) string {
 // do serves one request in-process and returns the status and body.
 func (f *fixture) do(secret, method, path string, body any) (int, []byte) {
 	f.t.Helper()
+	code, b, _ := f.doFull(secret, method, path, body, nil)
+	return code, b
+}
+
+func (f *fixture) doHeader(secret, method, path string, body any, header map[string]string) (int, []byte) {
+	f.t.Helper()
+	code, b, _ := f.doFull(secret, method, path, body, header)
+	return code, b
+}
+
+// doFull serves one request with extra headers and returns the status,
+// body and response headers.
+func (f *fixture) doFull(secret, method, path string, body any, header map[string]string) (int, []byte, http.Header) {
+	f.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -123,9 +137,12 @@ func (f *fixture) do(secret, method, path string, body any) (int, []byte) {
 	if secret != "" {
 		req.Header.Set("Authorization", "Bearer "+secret)
 	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.Bytes()
+	return rec.Code, rec.Body.Bytes(), rec.Header()
 }
 
 func (f *fixture) lastAuditSeq() int64 {
@@ -381,7 +398,8 @@ func TestNoSecretAtRest(t *testing.T) {
 			f.do(s, http.MethodGet, "/v1/me", nil)
 			f.do(s, http.MethodGet, "/v1/nodes", nil)
 		}
-		code, body := f.do(f.keys["operator-admin"], http.MethodPost, "/v1/keys", map[string]string{"role": "tenant-admin", "tenant": "tenant-b"})
+		code, body := f.doHeader(f.keys["operator-admin"], http.MethodPost, "/v1/keys", map[string]string{"role": "tenant-admin", "tenant": "tenant-b"},
+			map[string]string{api.IdempotencyHeader: "create-key-1"})
 		if code != http.StatusCreated {
 			t.Fatalf("create key = %d %s", code, body)
 		}
@@ -424,3 +442,61 @@ func smallLab(t testing.TB) *fleet.Spec {
 }
 
 func keyIDOf(secret string) string { return tenant.KeyID(tenant.HashSecret(secret)) }
+
+// TestIdempotencyKey replays mutations: the same request with the same
+// Idempotency-Key answers the first response and changes nothing more; the
+// same key with another request is refused; a key creation's replay never
+// shows (or stores) the secret.
+func TestIdempotencyKey(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		admin := f.keys["operator-admin"]
+		hdr := map[string]string{api.IdempotencyHeader: "req-1"}
+		create := map[string]string{"id": "idem-co", "display_name": "Idem"}
+		code1, body1, h1 := f.doFull(admin, http.MethodPost, "/v1/tenants", create, hdr)
+		if code1 != http.StatusCreated || h1.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("first create = %d %s", code1, body1)
+		}
+		before := fleetState(t, f)
+		code2, body2, h2 := f.doFull(admin, http.MethodPost, "/v1/tenants", create, hdr)
+		if code2 != code1 || string(body2) != string(body1) || h2.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay = %d %s (replayed=%q), want %d %s", code2, body2, h2.Get("Idempotent-Replayed"), code1, body1)
+		}
+		if after := fleetState(t, f); after != before {
+			t.Errorf("replay changed state: %s -> %s", before, after)
+		}
+		code3, body3 := f.doHeader(admin, http.MethodPost, "/v1/tenants", map[string]string{"id": "other-co"}, hdr)
+		if code3 != http.StatusUnprocessableEntity || !strings.Contains(string(body3), "Idempotency-Key") {
+			t.Errorf("same key, other body = %d %s, want 422 naming the header", code3, body3)
+		}
+		// Another caller's identical key is its own.
+		code4, body4 := f.doHeader(f.keys["operator-viewer"], http.MethodPost, "/v1/tenants", create, hdr)
+		if code4 != http.StatusForbidden {
+			t.Errorf("viewer with the admin's idempotency key = %d %s, want its own answer (403)", code4, body4)
+		}
+		// A bad header is named.
+		code5, body5 := f.doHeader(admin, http.MethodPost, "/v1/tenants", create, map[string]string{api.IdempotencyHeader: "has space"})
+		if code5 != http.StatusBadRequest || !strings.Contains(string(body5), "header.Idempotency-Key") {
+			t.Errorf("bad header = %d %s", code5, body5)
+		}
+		// Key creation: the replay withholds the secret, and one key exists.
+		khdr := map[string]string{api.IdempotencyHeader: "key-1"}
+		kreq := map[string]string{"role": "tenant-viewer", "tenant": "idem-co"}
+		_, kb1 := f.doHeader(admin, http.MethodPost, "/v1/keys", kreq, khdr)
+		_, kb2 := f.doHeader(admin, http.MethodPost, "/v1/keys", kreq, khdr)
+		var k1, k2 api.KeyCreated
+		if err := json.Unmarshal(kb1, &k1); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(kb2, &k2); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(k1.Secret, "nc_") || strings.HasPrefix(k2.Secret, "nc_") || k1.ID != k2.ID {
+			t.Errorf("key replay: first %s/%q, replay %s/%q; want the same ID and a withheld secret", k1.ID, k1.Secret[:3], k2.ID, k2.Secret)
+		}
+		keys, err := st.Keys(context.Background(), engine.KeyFilter{TenantID: "idem-co"})
+		if err != nil || len(keys) != 1 {
+			t.Errorf("idem-co has %d keys (%v), want 1", len(keys), err)
+		}
+	})
+}

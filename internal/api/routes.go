@@ -78,6 +78,10 @@ func register[I, O any](s *Server, op huma.Operation, perm tenant.Permission, h 
 		op.Security = []map[string][]string{{"bearer": {}}}
 		op.Description = joinNonEmpty(op.Description, "Permission: `"+string(perm)+"`.")
 	}
+	if op.Method != http.MethodGet {
+		op.Parameters = append(op.Parameters, &huma.Param{Name: IdempotencyHeader, In: "header", Schema: &huma.Schema{Type: "string", MaxLength: ptr(255)},
+			Description: "Retry safely: a replay of the same request within 24 h gets the first response (Idempotent-Replayed: true); the same key with another request is refused (422)."})
+	}
 	s.routes = append(s.routes, Route{Method: op.Method, Path: op.Path, Perm: perm})
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, principal(ctx), in)
@@ -106,6 +110,8 @@ func (s *Server) plain(pattern string, perm tenant.Permission, h http.Handler) {
 		h.ServeHTTP(w, r)
 	}))
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func joinNonEmpty(a, b string) string {
 	if a == "" {

@@ -84,7 +84,8 @@ func New(cfg Config) *Server {
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(s.authenticate)
 	s.registerRoutes()
-	s.handler = s.recoverer(s.instrument(s.mux))
+	idem := &idempotency{s: s}
+	s.handler = s.recoverer(s.instrument(idem.wrap(s.mux)))
 	return s
 }
 

@@ -207,7 +207,7 @@ func TestApplyFleetDryRunAndRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.Added)+len(again.Updated)+len(again.Retired) != 0 || again.Unchanged != 44 || again.SHA256 != res.SHA256 {
+	if len(again.Added)+len(again.Updated)+len(again.Retired) != 0 || again.Unchanged != 44 || again.SHA256 != res.SHA256 || again.Revision != res.Revision {
 		t.Errorf("reapply = %+v, want no change", again)
 	}
 	rev, err := e.FleetRevision(ctx)

@@ -47,7 +47,9 @@ func (e *NodesInUseError) Error() string {
 		len(e.Nodes), strings.Join(names, ", "), more)
 }
 
-// ApplyFleet makes the fleet in service equal to spec, in one transaction:
+// ApplyFleet makes the fleet in service equal to spec, in one transaction
+// that records a new fleet revision (unless the file is the one in force
+// and nothing changes):
 // nodes in spec and not in service are added, nodes whose attributes differ
 // are updated (their state is kept), and nodes and sites in service but not
 // in spec are retired. It returns a *valid.Error when spec is invalid and a
@@ -105,6 +107,13 @@ func (e *Engine) ApplyFleet(ctx context.Context, p tenant.Principal, spec *fleet
 		}
 		if dryRun {
 			return errDryRun
+		}
+		if len(change.Add)+len(change.Update)+len(change.Retire)+len(change.RetireSites) == 0 {
+			// The same file again changes nothing, and records nothing.
+			if rev, err := tx.LatestFleetRevision(ctx); err == nil && rev.SHA256 == res.SHA256 {
+				res.Revision = rev.Seq
+				return nil
+			}
 		}
 		if err := tx.ApplyFleet(ctx, change); err != nil {
 			return err

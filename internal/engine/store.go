@@ -51,6 +51,9 @@ type Reader interface {
 	CountKeys(ctx context.Context) (int64, error)
 	// Audit returns entries newest first.
 	Audit(ctx context.Context, f AuditFilter) ([]tenant.AuditEntry, error)
+	// Idempotent returns the response remembered for (scope, key) if it
+	// was created at or after notBefore, else ErrNotFound.
+	Idempotent(ctx context.Context, scope, key string, notBefore time.Time) (IdempotentResponse, error)
 }
 
 // Tx is one read-write transaction. Its reads see its own writes.
@@ -77,6 +80,9 @@ type Tx interface {
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	// AppendAudit appends e and returns its sequence number.
 	AppendAudit(ctx context.Context, e tenant.AuditEntry) (int64, error)
+	// RememberResponse stores r, replacing a record of the same scope and
+	// key, and deletes every record created before expireBefore.
+	RememberResponse(ctx context.Context, r IdempotentResponse, expireBefore time.Time) error
 }
 
 // Store errors.
@@ -132,4 +138,16 @@ type FleetChange struct {
 	Update      []fleet.Node
 	Retire      []string
 	Revision    FleetRevision
+}
+
+// IdempotentResponse is the first answer to a mutating request that carried
+// an Idempotency-Key: replays of the same request get it again.
+type IdempotentResponse struct {
+	Scope         string // the caller's key ID
+	Key           string // the Idempotency-Key header
+	RequestSHA256 string // of method, path, query and body
+	Status        int
+	ContentType   string
+	Body          []byte
+	Created       time.Time
 }

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/tenant"
+)
+
+// IdempotencyHeader lets a client retry a mutation safely: the first
+// response to (key, Idempotency-Key) is remembered for 24 hours and a replay
+// of the same request gets it again, marked Idempotent-Replayed: true; the
+// same Idempotency-Key with another request is refused with 422.
+const IdempotencyHeader = "Idempotency-Key"
+
+// idempotency wraps the mutating requests that carry an Idempotency-Key.
+type idempotency struct {
+	s *Server
+	// locks serialise requests with the same (scope, key), striped by hash
+	// so the set stays bounded: two distinct keys may share a stripe, which
+	// only costs them some waiting.
+	locks [64]sync.Mutex
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for _, c := range []byte(k) {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) writeProblem(w http.ResponseWriter, status int, detail, location string, value any) {
+	body := map[string]any{"title": http.StatusText(status), "status": status, "detail": detail}
+	if location != "" {
+		body["errors"] = []map[string]any{{"message": detail, "location": location, "value": value}}
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (m *idempotency) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(IdempotencyHeader)
+		if key == "" || (r.Method != http.MethodPost && r.Method != http.MethodDelete && r.Method != http.MethodPut && r.Method != http.MethodPatch) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !validIdempotencyKey(key) {
+			m.s.writeProblem(w, http.StatusBadRequest, "must be 1-255 visible ASCII characters", "header.Idempotency-Key", key)
+			return
+		}
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !tenant.WellFormed(strings.TrimSpace(secret)) {
+			next.ServeHTTP(w, r) // unauthenticated: the handler refuses it, nothing to remember
+			return
+		}
+		scope := tenant.KeyID(tenant.HashSecret(strings.TrimSpace(secret)))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleetMaxBody))
+		if err != nil {
+			m.s.writeProblem(w, http.StatusRequestEntityTooLarge, "request body too large", "body", nil)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h := sha256.New()
+		for _, part := range []string{r.Method, r.URL.Path, r.URL.RawQuery} {
+			h.Write([]byte(part))
+			h.Write([]byte{0})
+		}
+		h.Write(body)
+		sum := hex.EncodeToString(h.Sum(nil))
+
+		stripe := sha256.Sum256([]byte(scope + "\x00" + key))
+		mu := &m.locks[int(stripe[0])%len(m.locks)]
+		mu.Lock()
+		defer mu.Unlock()
+		ctx := r.Context()
+		prev, err := m.s.eng.IdempotentResponse(ctx, scope, key)
+		switch {
+		case err == nil && prev.RequestSHA256 != sum:
+			m.s.writeProblem(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used with a different request", "header.Idempotency-Key", key)
+			return
+		case err == nil:
+			w.Header().Set("Content-Type", prev.ContentType)
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(prev.Status)
+			_, _ = w.Write(prev.Body)
+			return
+		case !errors.Is(err, engine.ErrNotFound):
+			m.s.log.ErrorContext(ctx, "idempotency lookup", "err", err, "request_id", engine.RequestID(ctx))
+			m.s.writeProblem(w, http.StatusInternalServerError, "internal error; see the server log for request "+engine.RequestID(ctx), "", nil)
+			return
+		}
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		// Remember what the authenticated caller was told, 5xx aside (a
+		// retry of a server failure should run again).
+		if rec.status == http.StatusUnauthorized || rec.status >= 500 {
+			return
+		}
+		err = m.s.eng.RememberResponse(ctx, engine.IdempotentResponse{Scope: scope, Key: key, RequestSHA256: sum,
+			Status: rec.status, ContentType: w.Header().Get("Content-Type"), Body: withoutSecret(rec.body.Bytes())})
+		if err != nil {
+			m.s.log.ErrorContext(ctx, "idempotency remember", "err", err, "request_id", engine.RequestID(ctx))
+		}
+	})
+}
+
+// recorder passes a response through and keeps a copy of it.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.body.Write(p)
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// secretWithheld replaces a new API key's secret in a remembered response:
+// secrets are never stored, so a replay of a key creation tells the caller
+// the key exists but cannot show its secret again.
+const secretWithheld = "(withheld: a key's secret is shown once; revoke this key and create another)"
+
+// withoutSecret returns body with a top-level "secret" field withheld.
+func withoutSecret(body []byte) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return body
+	}
+	if _, ok := obj["secret"]; !ok {
+		return body
+	}
+	obj["secret"], _ = json.Marshal(secretWithheld)
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return []byte(`{}`)
+	}
+	return out
+}
