@@ -31,7 +31,7 @@ func newDemoCmd(e *env) *cobra.Command {
 		Use:   "demo",
 		Short: "Serve a generated reference fleet with demo tenants on an embedded SQLite store",
 		Long: `demo is the first thing to run. It creates a data directory (a temporary one
-unless --data is given), generates the reference 300 MW site (~226,000 GPUs
+unless --data is given), generates the reference 300 MW site (~224,000 GPUs
 in ~31,500 nodes), applies it, creates three tenants with keys, and serves
 the API. Leases, internal demand, the simulator and the dashboard join the
 demo as they land.`,

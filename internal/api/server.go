@@ -26,10 +26,11 @@ import (
 const Version = "1.0.0"
 
 // Body size limits: small JSON bodies by default, a larger one for fleet
-// files with explicit node lists (a 30,000-node explicit list is ~10 MB).
+// files with explicit node lists (~100 bytes of JSON a node: room for
+// ~150,000 nodes listed one by one).
 const (
 	defaultMaxBody = 1 << 20
-	fleetMaxBody   = 64 << 20
+	fleetMaxBody   = 16 << 20
 )
 
 // Config holds the server's dependencies.

@@ -138,6 +138,7 @@ type builder struct {
 	sites      []*cSite
 	entries    []*cNode
 	names      nameSet
+	zones      map[string]bool // time zone name -> valid
 	fleet      *Fleet
 }
 
@@ -236,7 +237,7 @@ func (b *builder) checkSite(i int, first map[string]int) {
 	switch tz := ss.Timezone; {
 	case tz == "":
 		b.add(at.field("timezone"), nil, "required: an IANA time zone name such as America/Chicago")
-	case !validZone(tz):
+	case !b.validZone(tz):
 		b.add(at.field("timezone"), tz, "unknown time zone: want an IANA time zone name such as America/Chicago")
 	}
 
@@ -279,13 +280,19 @@ func (b *builder) checkSite(i int, first map[string]int) {
 const slugRule = "must be a lowercase DNS label: 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'"
 
 // validZone reports whether tz names an IANA time zone. "Local" is refused:
-// it means the zone of whatever host reads the file.
-func validZone(tz string) bool {
-	if tz == "Local" {
-		return false
+// it means the zone of whatever host reads the file. Answers are kept for
+// the builder's run, since loading a zone reads a file.
+func (b *builder) validZone(tz string) bool {
+	ok, seen := b.zones[tz]
+	if !seen {
+		_, err := time.LoadLocation(tz)
+		ok = err == nil && tz != "Local"
+		if b.zones == nil {
+			b.zones = make(map[string]bool)
+		}
+		b.zones[tz] = ok
 	}
-	_, err := time.LoadLocation(tz)
-	return err == nil
+	return ok
 }
 
 // count checks an entry's count and returns it, or 1 when it is invalid.
@@ -348,7 +355,10 @@ func (b *builder) checkPod(cs *cSite, ss *SiteSpec, j int) {
 	p.name = b.pattern(at, ps.Name, p.count)
 	b.domain(cs, at, ps.PowerDomain)
 	if len(ps.LeafGroups) == 0 {
+		// An empty pod would still be walked once per count, unbounded by
+		// the node limit.
 		b.add(at.field("leaf_groups"), nil, "a pod needs at least one leaf group")
+		b.expandable = false
 	}
 	for k := range ps.LeafGroups {
 		ls := &ps.LeafGroups[k]
@@ -361,8 +371,7 @@ func (b *builder) checkPod(cs *cSite, ss *SiteSpec, j int) {
 		domain := inherit(ls.PowerDomain, ps.PowerDomain)
 		mult := int64(p.count) * int64(l.count)
 		if len(ls.Nodes) == 0 && len(ls.Racks) == 0 {
-			// An empty leaf group would still be walked once per pod,
-			// unbounded by the node limit.
+			// Likewise for an empty leaf group or rack.
 			b.add(lat.String(), nil, "a leaf group needs at least one node or rack entry")
 			b.expandable = false
 		}
@@ -392,18 +401,19 @@ func (b *builder) checkRack(cs *cSite, lat loc, r int, rs *RackSpec, parentDomai
 		b.expandable = false
 	}
 	var gpus unit.GPUs
+	mixed := false
 	for m := range rs.Nodes {
 		nat := at
 		nat.node = m
 		n := b.checkNode(cs, nat, &rs.Nodes[m], domain, mult*int64(c.count), true)
 		c.nodes = append(c.nodes, n)
 		gpus += unit.GPUs(n.count) * n.gpus
-		if m > 0 && n.model != c.nodes[0].model {
+		if m > 0 && n.model != c.nodes[0].model && !mixed {
 			b.add(nat.field("model"), n.model, "a rack is one NVLink domain, so its nodes must all be one model: want %q as in %s", c.nodes[0].model, c.nodes[0].at)
-			return c
+			mixed = true
 		}
 	}
-	if len(c.nodes) > 0 {
+	if len(c.nodes) > 0 && !mixed {
 		if m, ok := LookupModel(c.nodes[0].model); ok && gpus > m.NVLinkDomainGPUs {
 			b.add(at.field("nodes"), int64(gpus), "a rack is one NVLink domain: at most %d %s GPUs", m.NVLinkDomainGPUs, m.Name)
 		}

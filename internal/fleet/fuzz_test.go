@@ -3,6 +3,7 @@ package fleet
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,6 +37,15 @@ func addSeeds(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(j)
+	}
+	for _, hostile := range []string{
+		"version: " + strings.Repeat("[", 40),
+		"version: 1\nsites:\n" + strings.Repeat("- ", 120) + "x\n",
+		"version: 1\n---\nversion: 1\n",
+		"version: 1\nsites: &s []\nx: *s\n",
+		"version: 1\nsites:\n  - name: a\n    pods:\n      - {name: p, count: \"12\"}\n",
+	} {
+		f.Add([]byte(hostile))
 	}
 	f.Add([]byte("version: 1\nsites:\n  - {name: a, facility_mw: 1, pue: 1.2, timezone: UTC, power_domains: [{name: d, budget_kw: 1}], " +
 		"pods: [{name: 'p{n}', count: 10000, power_domain: d, leaf_groups: [{name: l, nodes: [{name: 'n{n}', count: 10000, model: B200}]}]}]}\n"))

@@ -18,17 +18,21 @@ func Pools(f *Fleet) []Pool {
 	type key struct{ site, model string }
 	index := make(map[key]int)
 	var pools []Pool
+	last, j := key{}, -1
 	for i := range f.Nodes {
 		n := &f.Nodes[i]
 		if !n.Retired.IsZero() {
 			continue
 		}
-		k := key{n.Site, n.Model}
-		j, ok := index[k]
-		if !ok {
-			j = len(pools)
-			index[k] = j
-			pools = append(pools, Pool{ID: PoolID(n.Site, n.Model), Site: n.Site, Model: n.Model, ByState: make(map[State]int64)})
+		// The nodes of a pool mostly come in runs: look up only on a change.
+		if k := (key{n.Site, n.Model}); j < 0 || k != last {
+			var ok bool
+			if j, ok = index[k]; !ok {
+				j = len(pools)
+				index[k] = j
+				pools = append(pools, Pool{ID: PoolID(n.Site, n.Model), Site: n.Site, Model: n.Model, ByState: make(map[State]int64)})
+			}
+			last = k
 		}
 		p := &pools[j]
 		p.Nodes++

@@ -20,8 +20,10 @@ const (
 	MaxNodes = 1_000_000
 	// MaxCount is the largest count of one entry.
 	MaxCount = 10_000
-	// MaxFileBytes is the largest fleet file Parse reads.
-	MaxFileBytes = 4 << 20
+	// MaxFileBytes is the largest fleet file Parse reads: room for 30,000
+	// nodes listed one by one. The YAML parser reads about 1 MB a second,
+	// so the bound is also one on time.
+	MaxFileBytes = 2 << 20
 )
 
 // Spec is a fleet file: the sites of a fleet and, in each, templated entries
@@ -144,8 +146,9 @@ func (e *ParseError) Error() string {
 // column and field of the first problem; call Validate or Expand for the
 // rules. Unknown fields, values of the wrong type (a quoted "12" for a
 // count, 1.5 for a count), anchors, aliases, tags and several documents are
-// errors; so is a file over MaxFileBytes or nested beyond any use, which
-// would make the YAML parser slow.
+// errors; so is a file nested beyond any use, which would make the YAML
+// parser slow. A file over MaxFileBytes is refused before parsing, with an
+// error that is not a *ParseError.
 func Parse(data []byte) (*Spec, error) {
 	var s Spec
 	if err := decodeYAML(data, &s); err != nil {

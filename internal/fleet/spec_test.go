@@ -745,12 +745,13 @@ func TestPools(t *testing.T) {
 			{Name: "3", Site: "a", Model: "B200", GPUs: 8, ITPower: 14_300, State: Allocated},
 			{Name: "4", Site: "a", Model: "B200", GPUs: 8, ITPower: 14_300, State: Allocated, Retired: mustTime(t, "2026-01-01T00:00:00Z")},
 			{Name: "5", Site: "zz", Model: "B200", GPUs: 7, ITPower: 1_000, State: Available},
+			{Name: "6", Site: "a", Model: "H100-SXM", GPUs: 4, ITPower: 5_000, State: Draining},
 		},
 	}
 	want := []Pool{
 		{ID: "a/B200", Site: "a", Model: "B200", Nodes: 1, GPUs: 8, ITPower: 14_300, FacilityPower: 17_875, ByState: map[State]int64{Allocated: 1}},
-		// 20,401 W x 1.25 = 25,501.25 W, rounded once for the pool.
-		{ID: "a/H100-SXM", Site: "a", Model: "H100-SXM", Nodes: 2, GPUs: 16, ITPower: 20_401, FacilityPower: 25_501, ByState: map[State]int64{Available: 1, Failed: 1}},
+		// 25,401 W x 1.25 = 31,751.25 W, rounded once for the pool.
+		{ID: "a/H100-SXM", Site: "a", Model: "H100-SXM", Nodes: 3, GPUs: 20, ITPower: 25_401, FacilityPower: 31_751, ByState: map[State]int64{Available: 1, Failed: 1, Draining: 1}},
 		// A site missing from Sites counts with PUE 1.
 		{ID: "zz/B200", Site: "zz", Model: "B200", Nodes: 1, GPUs: 7, ITPower: 1_000, FacilityPower: 1_000, ByState: map[State]int64{Available: 1}},
 	}

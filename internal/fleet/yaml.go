@@ -169,6 +169,9 @@ func joinPath(path, key string) string {
 // decodeNode decodes n into v, whose kinds are those of Spec's fields:
 // struct, slice, pointer, string, int and float64. A null leaves v zero.
 func decodeNode(n ast.Node, v reflect.Value, path string) error {
+	if n == nil {
+		return nil
+	}
 	switch n := n.(type) {
 	case *ast.AnchorNode, *ast.AliasNode:
 		return nodeError(n, path, "anchors and aliases are not supported")
