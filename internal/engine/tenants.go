@@ -189,16 +189,32 @@ func (e *Engine) Authenticate(ctx context.Context, secret string) (tenant.Princi
 
 // Bootstrap issues the first operator-admin key when the store holds no key
 // at all, and returns its secret; it returns "" when keys exist already.
+// The count and the insert share one transaction under the writer lock.
 func (e *Engine) Bootstrap(ctx context.Context) (string, error) {
-	n, err := e.store.CountKeys(ctx)
+	secret, err := tenant.NewSecret(e.rand)
 	if err != nil {
-		return "", fmt.Errorf("bootstrap: %w", err)
+		return "", err
 	}
-	if n > 0 {
-		return "", nil
-	}
+	k := tenant.Key{Role: tenant.OperatorAdmin, Name: "bootstrap admin", CreatedBy: BootstrapKeyID,
+		Hash: tenant.HashSecret(secret), Created: e.clock.Now()}
+	k.ID = tenant.KeyID(k.Hash)
 	p := tenant.Principal{KeyID: BootstrapKeyID, Role: tenant.OperatorAdmin}
-	return e.issue(ctx, p, tenant.Key{Role: tenant.OperatorAdmin, Name: "bootstrap admin", CreatedBy: BootstrapKeyID})
+	created := false
+	err = e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
+		n, err := tx.CountKeys(ctx)
+		if err != nil || n > 0 {
+			return nil, err
+		}
+		if err := tx.CreateKey(ctx, k); err != nil {
+			return nil, err
+		}
+		created = true
+		return &tenant.AuditEntry{Action: "keys.create", Object: "key/" + k.ID, Detail: "role=operator-admin bootstrap"}, nil
+	})
+	if err != nil || !created {
+		return "", err
+	}
+	return secret, nil
 }
 
 // Audit returns audit entries p may see, newest first: all for operators,
