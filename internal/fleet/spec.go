@@ -33,7 +33,7 @@ const (
 // omitted value (which takes a default). A Spec says nothing about its own
 // validity: call Validate or Expand.
 type Spec struct {
-	Version int        `json:"version" yaml:"version"`
+	Version int        `json:"version" yaml:"version" doc:"Fleet file format version; must be 1."`
 	Sites   []SiteSpec `json:"sites,omitempty" yaml:"sites,omitempty"`
 }
 
@@ -41,29 +41,29 @@ type Spec struct {
 type SiteSpec struct {
 	// Name is a lowercase DNS label, unique in the file; it prefixes the
 	// site's node names.
-	Name string `json:"name" yaml:"name"`
+	Name string `json:"name" yaml:"name" doc:"Lowercase DNS label, unique in the file; prefixes the site's node names."`
 	// FacilityMW is the facility (grid) power in megawatts.
-	FacilityMW float64 `json:"facility_mw" yaml:"facility_mw"`
+	FacilityMW float64 `json:"facility_mw" yaml:"facility_mw" doc:"Facility (grid) power in MW."`
 	// PUE is the power usage effectiveness, 1.0 to 3.0; it is stored in
 	// thousandths (Site.PUEMilli).
-	PUE float64 `json:"pue" yaml:"pue"`
+	PUE float64 `json:"pue" yaml:"pue" doc:"Power usage effectiveness, 1.0 to 3.0."`
 	// EnergyTariffUSDPerMWh is the energy price; at most 6 decimals, since
 	// it is stored in micro-USD (Site.TariffMicrosPerMWh).
-	EnergyTariffUSDPerMWh float64 `json:"energy_tariff_usd_per_mwh,omitempty" yaml:"energy_tariff_usd_per_mwh,omitempty"`
+	EnergyTariffUSDPerMWh float64 `json:"energy_tariff_usd_per_mwh,omitempty" yaml:"energy_tariff_usd_per_mwh,omitempty" doc:"Energy price in USD per MWh, at most 6 decimals."`
 	// Timezone is an IANA time zone name such as America/Chicago.
-	Timezone     string            `json:"timezone" yaml:"timezone"`
+	Timezone     string            `json:"timezone" yaml:"timezone" doc:"IANA time zone, e.g. America/Chicago."`
 	PowerDomains []PowerDomainSpec `json:"power_domains,omitempty" yaml:"power_domains,omitempty"`
 	Pods         []PodSpec         `json:"pods,omitempty" yaml:"pods,omitempty"`
 	// Absent lists full node names removed from the expansion: empty slots,
 	// such as servers out for repair. Each must name a node of this site.
-	Absent []string `json:"absent,omitempty" yaml:"absent,omitempty"`
+	Absent []string `json:"absent,omitempty" yaml:"absent,omitempty" doc:"Full node names removed from the expansion (empty slots)."`
 }
 
 // PowerDomainSpec is a hall or feed of a site and its power budget.
 type PowerDomainSpec struct {
 	// Name is a lowercase DNS label, unique within the site.
 	Name     string  `json:"name" yaml:"name"`
-	BudgetKW float64 `json:"budget_kw" yaml:"budget_kw"`
+	BudgetKW float64 `json:"budget_kw" yaml:"budget_kw" doc:"Power budget the domain's nodes share, in kW."`
 }
 
 // PodSpec is an entry for Count pods (spine groups) built alike.
@@ -73,12 +73,12 @@ type PowerDomainSpec struct {
 // with Count greater than 1 must use {n} so that its names differ. The same
 // holds for leaf group, rack and node entries.
 type PodSpec struct {
-	Name string `json:"name" yaml:"name"`
+	Name string `json:"name" yaml:"name" doc:"Name pattern: {n} is the 1-based index in this entry, {n:0W} zero-pads it to W digits."`
 	// Count is the number of pods of this entry; nil means 1.
-	Count *int `json:"count,omitempty" yaml:"count,omitempty"`
+	Count *int `json:"count,omitempty" yaml:"count,omitempty" doc:"How many alike; default 1, at most 10,000."`
 	// PowerDomain is inherited by the pod's leaf groups, racks and nodes
 	// unless they name their own.
-	PowerDomain string          `json:"power_domain,omitempty" yaml:"power_domain,omitempty"`
+	PowerDomain string          `json:"power_domain,omitempty" yaml:"power_domain,omitempty" doc:"Power domain of this entry's nodes unless a lower level names its own."`
 	LeafGroups  []LeafGroupSpec `json:"leaf_groups,omitempty" yaml:"leaf_groups,omitempty"`
 }
 
@@ -109,16 +109,16 @@ type NodeSpec struct {
 	Name string `json:"name,omitempty" yaml:"name,omitempty"`
 	// Hostname, allowed only with a count of 1, is used as the node's full
 	// name instead of the name built from site, pod, leaf group and rack.
-	Hostname string `json:"hostname,omitempty" yaml:"hostname,omitempty"`
+	Hostname string `json:"hostname,omitempty" yaml:"hostname,omitempty" doc:"With count 1: the node's full name, verbatim."`
 	Count    *int   `json:"count,omitempty" yaml:"count,omitempty"`
 	// Model is a catalog key (see Models).
-	Model string `json:"model" yaml:"model"`
+	Model string `json:"model" yaml:"model" doc:"GPU model: B200, GB200, H100-SXM or H200-SXM."`
 	// GPUs defaults to the model's GPUsPerNode; it may be lower (a node with
 	// GPUs pulled), never higher.
-	GPUs *int `json:"gpus,omitempty" yaml:"gpus,omitempty"`
+	GPUs *int `json:"gpus,omitempty" yaml:"gpus,omitempty" doc:"GPUs in the node; default and maximum: the model's per-node count."`
 	// ITKW is the node's IT power at full load in kW; it defaults to the
 	// model's NodeITPower.
-	ITKW        *float64 `json:"it_kw,omitempty" yaml:"it_kw,omitempty"`
+	ITKW        *float64 `json:"it_kw,omitempty" yaml:"it_kw,omitempty" doc:"IT power at full load in kW; default: the model's node power."`
 	PowerDomain string   `json:"power_domain,omitempty" yaml:"power_domain,omitempty"`
 }
 
