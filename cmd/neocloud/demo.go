@@ -54,7 +54,7 @@ demo as they land.`,
 				srv.st.Close()
 				return err
 			}
-			printDemoHelp(e, srv.url, o.data)
+			printDemoHelp(e, srv.url, o.data, srv.adminKey)
 			return srv.wait(ctx)
 		},
 	}
@@ -104,8 +104,10 @@ func seedDemo(ctx context.Context, e *env, srv *running, data, preset string, se
 	return nil
 }
 
-func printDemoHelp(e *env, url, data string) {
-	admin := filepath.Join(data, "admin.key")
+func printDemoHelp(e *env, url, data, admin string) {
+	if admin == "" {
+		admin = filepath.Join(data, "admin.key")
+	}
 	fmt.Fprintf(e.stdout, `
 Neocloud demo is serving at %s
   data:        %s (SQLite: neocloud.db)

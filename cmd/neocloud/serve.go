@@ -111,22 +111,18 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 		return nil, err
 	}
 	r := &running{eng: eng, st: st, log: logger, errc: make(chan error, 1)}
-	secret, err := eng.Bootstrap(ctx)
+	keyPath := o.adminKeyFile
+	if keyPath == "" {
+		keyPath = filepath.Join(o.data, "admin.key")
+	}
+	issued, err := eng.Bootstrap(ctx, func(secret string) error { return writeSecret(keyPath, secret) })
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, fmt.Errorf("admin key %s: %w", keyPath, err)
 	}
-	if secret != "" {
-		path := o.adminKeyFile
-		if path == "" {
-			path = filepath.Join(o.data, "admin.key")
-		}
-		if err := writeSecret(path, secret); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("bootstrap admin key: %w", err)
-		}
-		r.adminKey = path
-		fmt.Fprintf(e.stdout, "operator-admin key written to %s (mode 0600); use it with --token-file %s\n", path, path)
+	if issued {
+		r.adminKey = keyPath
+		fmt.Fprintf(e.stdout, "operator-admin key written to %s (mode 0600); use it with --token-file %s\n", keyPath, keyPath)
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -179,6 +175,10 @@ func writeSecret(path, secret string) error {
 		return err
 	}
 	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

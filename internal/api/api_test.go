@@ -57,8 +57,8 @@ func newFixture(t testing.TB, st engine.Store) *fixture {
 	}
 	f.srv = api.New(api.Config{Engine: f.eng, Logger: logger})
 	ctx := context.Background()
-	secret, err := f.eng.Bootstrap(ctx)
-	if err != nil {
+	var secret string
+	if _, err := f.eng.Bootstrap(ctx, func(s string) error { secret = s; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.keys["operator-admin"] = secret

@@ -118,7 +118,7 @@ type principalKey struct{}
 func principal(ctx context.Context) tenant.Principal {
 	p, ok := ctx.Value(principalKey{}).(tenant.Principal)
 	if !ok {
-		return tenant.Anonymous
+		return tenant.Anonymous()
 	}
 	return p
 }
@@ -146,17 +146,17 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 // forgot to declare one) is refused for everyone.
 func (s *Server) authorize(ctx context.Context, header string, perm tenant.Permission, action string) (tenant.Principal, error) {
 	if perm == tenant.PermPublic {
-		return tenant.Anonymous, nil
+		return tenant.Anonymous(), nil
 	}
 	secret, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok {
-		s.eng.RecordDenial(ctx, tenant.Anonymous, action, "", "no bearer key")
-		return tenant.Anonymous, tenant.ErrUnauthenticated
+		s.eng.RecordDenial(ctx, tenant.Anonymous(), action, "", "no bearer key")
+		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	p, err := s.eng.Authenticate(ctx, strings.TrimSpace(secret))
 	if err != nil {
-		s.eng.RecordDenial(ctx, tenant.Anonymous, action, "", "invalid or revoked key")
-		return tenant.Anonymous, tenant.ErrUnauthenticated
+		s.eng.RecordDenial(ctx, tenant.Anonymous(), action, "", "invalid or revoked key")
+		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	if perm == "" || !p.Can(perm) {
 		why := fmt.Sprintf("role %s lacks permission %s", p.Role, perm)

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/tenant"
@@ -77,6 +79,8 @@ func (e *Engine) write(ctx context.Context, p tenant.Principal, fn func(Tx) (*te
 }
 
 func (e *Engine) stamp(ctx context.Context, p tenant.Principal, entry *tenant.AuditEntry) {
+	entry.Object = auditText(entry.Object)
+	entry.Detail = auditText(entry.Detail)
 	entry.At = e.clock.Now()
 	entry.Actor = p
 	entry.RequestID = RequestID(ctx)
@@ -92,6 +96,10 @@ func (e *Engine) stamp(ctx context.Context, p tenant.Principal, entry *tenant.Au
 func (e *Engine) RecordDenial(ctx context.Context, p tenant.Principal, action, object, detail string) {
 	entry := tenant.AuditEntry{Action: action, Object: object, TenantID: p.TenantID, Outcome: tenant.OutcomeDenied, Detail: detail}
 	e.stamp(ctx, p, &entry)
+	// A caller that hangs up must not escape the audit log: the write
+	// outlives the request's context, bounded by its own timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	err := e.store.Update(ctx, func(tx Tx) error {
@@ -146,4 +154,15 @@ func (e *Engine) scope(ctx context.Context, p tenant.Principal, perm tenant.Perm
 		return "", err
 	}
 	return requested, nil
+}
+
+// auditText makes caller-supplied text fit for the append-only log: key
+// secrets become key IDs, and text that is not valid UTF-8 or has control
+// characters (which PostgreSQL refuses) is quoted with escapes.
+func auditText(s string) string {
+	s = tenant.RedactSecrets(s)
+	if !tenant.ValidText(s) {
+		s = strconv.QuoteToASCII(s)
+	}
+	return s
 }

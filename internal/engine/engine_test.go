@@ -243,12 +243,20 @@ func TestKeysAndTenants(t *testing.T) {
 	st := sqlite.OpenTest(t)
 	e, _ := newEngine(t, st)
 	ctx := context.Background()
-	secret, err := e.Bootstrap(ctx)
-	if err != nil || secret == "" {
-		t.Fatalf("bootstrap = %q, %v", secret, err)
+	// A failed delivery stores nothing.
+	if issued, err := e.Bootstrap(ctx, func(string) error { return errors.New("disk full") }); err == nil || issued {
+		t.Fatalf("bootstrap with a failing delivery = %v, %v", issued, err)
 	}
-	if again, err := e.Bootstrap(ctx); err != nil || again != "" {
-		t.Fatalf("second bootstrap = %q, %v; want no new key", again, err)
+	if n, _ := st.CountKeys(ctx); n != 0 {
+		t.Fatalf("a failed bootstrap stored %d keys", n)
+	}
+	var secret string
+	issued, err := e.Bootstrap(ctx, func(s string) error { secret = s; return nil })
+	if err != nil || !issued || secret == "" {
+		t.Fatalf("bootstrap = %v %q, %v", issued, secret, err)
+	}
+	if again, err := e.Bootstrap(ctx, func(string) error { t.Fatal("delivered twice"); return nil }); err != nil || again {
+		t.Fatalf("second bootstrap = %v, %v; want no new key", again, err)
 	}
 	op, err := e.Authenticate(ctx, secret)
 	if err != nil || op.Role != tenant.OperatorAdmin {

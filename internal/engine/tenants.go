@@ -79,9 +79,9 @@ func (e *Engine) CreateKey(ctx context.Context, p tenant.Principal, req KeyReque
 	if err := k.Validate(); err != nil {
 		return tenant.Key{}, "", err
 	}
-	if req.Role.IsOperator() && !p.Role.IsOperator() {
-		e.RecordDenial(ctx, p, "keys.create", "role/"+string(req.Role), "tenant keys cannot grant operator roles")
-		return tenant.Key{}, "", fmt.Errorf("%w: a %s key cannot grant the operator role %s", tenant.ErrForbidden, p.Role, req.Role)
+	if err := p.CanGrant(req.Role); err != nil {
+		e.RecordDenial(ctx, p, "keys.create", "role/"+string(req.Role), err.Error())
+		return tenant.Key{}, "", err
 	}
 	if err := e.check(ctx, p, tenant.PermKeysWrite, "keys.create", object, req.TenantID); err != nil {
 		return tenant.Key{}, "", err
@@ -96,19 +96,9 @@ func (e *Engine) CreateKey(ctx context.Context, p tenant.Principal, req KeyReque
 			return tenant.Key{}, "", err
 		}
 	}
-	secret, err := e.issue(ctx, p, k)
-	if err != nil {
-		return tenant.Key{}, "", err
-	}
-	k, err = e.store.KeyByHash(ctx, tenant.HashSecret(secret))
-	return k, secret, err
-}
-
-// issue stores a new key for k's tenant and role and returns its secret.
-func (e *Engine) issue(ctx context.Context, p tenant.Principal, k tenant.Key) (string, error) {
 	secret, err := tenant.NewSecret(e.rand)
 	if err != nil {
-		return "", err
+		return tenant.Key{}, "", err
 	}
 	k.Hash = tenant.HashSecret(secret)
 	k.ID = tenant.KeyID(k.Hash)
@@ -121,19 +111,21 @@ func (e *Engine) issue(ctx context.Context, p tenant.Principal, k tenant.Key) (s
 			Detail: fmt.Sprintf("role=%s name=%q", k.Role, k.Name)}, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("key: %w", err)
+		return tenant.Key{}, "", fmt.Errorf("key: %w", err)
 	}
-	return secret, nil
+	return k, secret, nil
 }
 
-// RevokeKey revokes key id. Revoking twice is not an error; the first
-// revocation time stays.
+// RevokeKey revokes key id (a key ID, or a leaked secret, which is turned
+// into its ID first). Revoking twice is not an error; the first revocation
+// time stays.
 func (e *Engine) RevokeKey(ctx context.Context, p tenant.Principal, id string) (tenant.Key, error) {
+	id = tenant.IDFromSecretOrID(id)
 	k, lookupErr := e.store.Key(ctx, id)
 	owner := k.TenantID
 	switch {
 	case errors.Is(lookupErr, tenant.ErrNotFound):
-		owner = "\x00missing" // never a caller's tenant: a tenant gets the same 404 as for a foreign key
+		owner = tenant.Missing
 	case lookupErr != nil:
 		return tenant.Key{}, lookupErr
 	}
@@ -175,25 +167,28 @@ func (e *Engine) Keys(ctx context.Context, p tenant.Principal, tenantID string, 
 // tenant.ErrUnauthenticated for a malformed, unknown or revoked one.
 func (e *Engine) Authenticate(ctx context.Context, secret string) (tenant.Principal, error) {
 	if !tenant.WellFormed(secret) {
-		return tenant.Anonymous, tenant.ErrUnauthenticated
+		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	k, err := e.store.KeyByHash(ctx, tenant.HashSecret(secret))
 	if errors.Is(err, tenant.ErrNotFound) || (err == nil && !k.Active()) {
-		return tenant.Anonymous, tenant.ErrUnauthenticated
+		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	if err != nil {
-		return tenant.Anonymous, fmt.Errorf("authenticate: %w", err)
+		return tenant.Anonymous(), fmt.Errorf("authenticate: %w", err)
 	}
 	return k.Principal(), nil
 }
 
-// Bootstrap issues the first operator-admin key when the store holds no key
-// at all, and returns its secret; it returns "" when keys exist already.
-// The count and the insert share one transaction under the writer lock.
-func (e *Engine) Bootstrap(ctx context.Context) (string, error) {
+// Bootstrap issues an operator-admin key when the store holds no active
+// one — on first start, or to recover when every admin key was revoked —
+// and hands its secret to deliver (which writes the key file) before the
+// transaction commits: if deliver fails, no key is stored, so the operator
+// is never left with a key nobody holds. It reports whether a key was
+// issued.
+func (e *Engine) Bootstrap(ctx context.Context, deliver func(secret string) error) (bool, error) {
 	secret, err := tenant.NewSecret(e.rand)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	k := tenant.Key{Role: tenant.OperatorAdmin, Name: "bootstrap admin", CreatedBy: BootstrapKeyID,
 		Hash: tenant.HashSecret(secret), Created: e.clock.Now()}
@@ -201,20 +196,28 @@ func (e *Engine) Bootstrap(ctx context.Context) (string, error) {
 	p := tenant.Principal{KeyID: BootstrapKeyID, Role: tenant.OperatorAdmin}
 	created := false
 	err = e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
-		n, err := tx.CountKeys(ctx)
-		if err != nil || n > 0 {
+		keys, err := tx.Keys(ctx, KeyFilter{})
+		if err != nil {
 			return nil, err
+		}
+		for _, old := range keys {
+			if old.Role == tenant.OperatorAdmin && old.Active() {
+				return nil, nil
+			}
 		}
 		if err := tx.CreateKey(ctx, k); err != nil {
 			return nil, err
 		}
+		if err := deliver(secret); err != nil {
+			return nil, fmt.Errorf("deliver the key: %w", err)
+		}
 		created = true
 		return &tenant.AuditEntry{Action: "keys.create", Object: "key/" + k.ID, Detail: "role=operator-admin bootstrap"}, nil
 	})
-	if err != nil || !created {
-		return "", err
+	if err != nil {
+		return false, fmt.Errorf("bootstrap: %w", err)
 	}
-	return secret, nil
+	return created, nil
 }
 
 // Audit returns audit entries p may see, newest first: all for operators,

@@ -63,6 +63,8 @@ func (k Key) Validate() error {
 	}
 	if len(k.Name) > 100 {
 		e.Add("name", len(k.Name), "must be at most 100 characters")
+	} else if !ValidText(k.Name) {
+		e.Add("name", k.Name, TextRule)
 	}
 	return e.Err()
 }
@@ -111,3 +113,37 @@ func HashSecret(secret string) string {
 // KeyID derives a key's public ID from its hash, so that the holder of a
 // key can tell which stored key it is without the server keeping the secret.
 func KeyID(hash string) string { return "key_" + hash[:16] }
+
+// IDFromSecretOrID returns s unchanged, or the key ID of s when s is a
+// secret: so that a leaked key can be revoked by what leaked, and a secret
+// never travels further (into the audit log) than this call.
+func IDFromSecretOrID(s string) string {
+	if WellFormed(s) {
+		return KeyID(HashSecret(s))
+	}
+	return s
+}
+
+// RedactSecrets replaces every well-formed key secret inside s with its key
+// ID. The audit log and error texts pass caller-supplied strings through it.
+func RedactSecrets(s string) string {
+	i := strings.Index(s, KeyPrefix)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i >= 0 {
+		b.WriteString(s[:i])
+		end := i + len(KeyPrefix) + keyBodyLen
+		if end <= len(s) && WellFormed(s[i:end]) {
+			b.WriteString(KeyID(HashSecret(s[i:end])))
+			s = s[end:]
+		} else {
+			b.WriteString(KeyPrefix)
+			s = s[i+len(KeyPrefix):]
+		}
+		i = strings.Index(s, KeyPrefix)
+	}
+	b.WriteString(s)
+	return b.String()
+}

@@ -10,8 +10,23 @@ type Principal struct {
 	Role     Role
 }
 
-// Anonymous is the principal of a request without a valid key.
-var Anonymous = Principal{KeyID: "anonymous"}
+// Anonymous returns the principal of a request without a valid key.
+func Anonymous() Principal { return Principal{KeyID: "anonymous"} }
+
+// Missing is the owner to check a missing object against: it is never a
+// tenant's ID, so a tenant gets for a missing object exactly the answer (and
+// the audit entry) it gets for another tenant's.
+const Missing = "\x00missing"
+
+// CanGrant reports whether p may issue a key of role r: operator admins any
+// role, tenant admins only tenant roles. It returns nil or a wrapped
+// ErrForbidden naming both roles.
+func (p Principal) CanGrant(r Role) error {
+	if !p.Role.Allows(PermKeysWrite) || (r.IsOperator() && !p.Role.IsOperator()) {
+		return fmt.Errorf("%w: a %s key cannot grant the role %s", ErrForbidden, p.Role, r)
+	}
+	return nil
+}
 
 // String names the principal for logs and the audit log.
 func (p Principal) String() string {

@@ -5,6 +5,8 @@ package tenant
 import (
 	"errors"
 	"regexp"
+	"unicode"
+	"unicode/utf8"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/valid"
@@ -48,6 +50,25 @@ func (t Tenant) Validate() error {
 	}
 	if len(t.DisplayName) > 200 {
 		e.Add("display_name", len(t.DisplayName), "must be at most 200 characters")
+	} else if !ValidText(t.DisplayName) {
+		e.Add("display_name", t.DisplayName, TextRule)
 	}
 	return e.Err()
+}
+
+// TextRule is the rule ValidText checks, in words for error messages.
+const TextRule = "must be valid UTF-8 without control characters"
+
+// ValidText reports whether s is valid UTF-8 without control characters
+// (which no label needs, and which some databases refuse).
+func ValidText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
