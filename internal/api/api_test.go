@@ -263,6 +263,10 @@ func TestBadInput(t *testing.T) {
 			{"malformed JSON", "POST", "/v1/tenants", `{"id": "x",`, 400, "", "unexpected"},
 			{"unknown field", "POST", "/v1/tenants", `{"id":"ok-id","colour":"red"}`, 422, "body.colour", "unexpected property"},
 			{"wrong type", "POST", "/v1/tenants", `{"id": 42}`, 422, "body.id", "expected string"},
+			{"field name in another case", "POST", "/v1/tenants", `{"id":"okay-1","ID":"other-2"}`, 422, "body", "body.ID: unexpected property"},
+			{"duplicate key", "POST", "/v1/tenants", `{"id":"okay-1","id":"other-2"}`, 400, "body", "appears twice"},
+			{"role in another case", "POST", "/v1/keys", `{"tenant":"tenant-a","role":"tenant-viewer","Role":"operator-admin"}`, 422, "body", "body.Role: unexpected property"},
+			{"fleet field in another case", "POST", "/v1/fleet/apply", `{"version":1,"Sites":[]}`, 422, "body", "body.Sites"},
 			{"missing required", "POST", "/v1/tenants", `{"display_name":"x"}`, 422, "body", "id"},
 			{"bad slug", "POST", "/v1/tenants", `{"id":"Not A Slug"}`, 422, "body.id", "lowercase"},
 			{"unknown role", "POST", "/v1/keys", `{"role":"superuser"}`, 422, "body.role", "expected value to be one of"},
@@ -270,6 +274,15 @@ func TestBadInput(t *testing.T) {
 			{"tenant role without tenant", "POST", "/v1/keys", `{"role":"tenant-admin"}`, 422, "body.tenant", "required"},
 			{"key for unknown tenant", "POST", "/v1/keys", `{"role":"tenant-admin","tenant":"nope"}`, 422, "body.tenant", "existing tenant"},
 			{"body too large", "POST", "/v1/tenants", `{"id":"x","display_name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "", "too large"},
+			{"NUL in a path ID", "GET", "/v1/tenants/a%00b", nil, 422, "path.tenant", "pattern"},
+			{"invalid UTF-8 in a path ID", "GET", "/v1/tenants/%ff", nil, 422, "path.tenant", "pattern"},
+			{"NUL in a filter", "GET", "/v1/nodes?site=%00", nil, 422, "query.site", "pattern"},
+			{"invalid UTF-8 cursor", "GET", "/v1/nodes?cursor=%ff", nil, 422, "query.cursor", "pattern"},
+			{"pool without a model", "GET", "/v1/nodes?pool=H100-SXM", nil, 422, "query.pool", "pattern"},
+			{"NUL in an audit filter", "GET", "/v1/audit?tenant=%00", nil, 422, "query.tenant", "pattern"},
+			{"NUL in a key name", "POST", "/v1/keys", `{"role":"operator-viewer","name":"a\u0000b"}`, 422, "body.name", "control characters"},
+			{"NUL in a display name", "POST", "/v1/tenants", `{"id":"nul-co","display_name":"a\u0000b"}`, 422, "body.display_name", "control characters"},
+			{"malformed key ID", "DELETE", "/v1/keys/x%00y", nil, 422, "path.key", "pattern"},
 			{"bad node state filter", "GET", "/v1/nodes?state=on-fire", nil, 422, "query.state", "one of"},
 			{"limit out of range", "GET", "/v1/nodes?limit=0", nil, 422, "query.limit", ">= 1"},
 			{"fleet unknown GPU model", "POST", "/v1/fleet/apply", mutate(func(m map[string]any) {
@@ -497,6 +510,44 @@ func TestIdempotencyKey(t *testing.T) {
 		keys, err := st.Keys(context.Background(), engine.KeyFilter{TenantID: "idem-co"})
 		if err != nil || len(keys) != 1 {
 			t.Errorf("idem-co has %d keys (%v), want 1", len(keys), err)
+		}
+		// A revoked key gets no replay: it is refused like any request.
+		short := f.newKey("", tenant.OperatorAdmin)
+		rhdr := map[string]string{api.IdempotencyHeader: "before-revoke"}
+		if code, body := f.doHeader(short, http.MethodPost, "/v1/tenants", map[string]string{"id": "rev-co"}, rhdr); code != http.StatusCreated {
+			t.Fatalf("create = %d %s", code, body)
+		}
+		if _, err := f.eng.RevokeKey(context.Background(), f.admin, keyIDOf(short)); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := f.doHeader(short, http.MethodPost, "/v1/tenants", map[string]string{"id": "rev-co"}, rhdr); code != http.StatusUnauthorized {
+			t.Errorf("replay with a revoked key = %d %s, want 401", code, body)
+		}
+	})
+}
+
+// TestTenantSeesCatalogNotState: a tenant sees pools (what it can ask for)
+// without the owner's per-state node counts.
+func TestTenantSeesCatalogNotState(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		for caller, wantState := range map[string]bool{"operator-viewer": true, "tenant-viewer@tenant-a": false} {
+			code, body := f.do(f.keys[caller], http.MethodGet, "/v1/pools", nil)
+			if code != http.StatusOK {
+				t.Fatalf("%s: GET /v1/pools = %d %s", caller, code, body)
+			}
+			var pools []api.Pool
+			if err := json.Unmarshal(body, &pools); err != nil {
+				t.Fatal(err)
+			}
+			if len(pools) == 0 {
+				t.Fatalf("%s sees no pools", caller)
+			}
+			for _, p := range pools {
+				if (len(p.NodesByState) > 0) != wantState || p.GPUs == 0 {
+					t.Errorf("%s sees pool %s with %d GPUs and states %v", caller, p.ID, p.GPUs, p.NodesByState)
+				}
+			}
 		}
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store/dbtest"
 )
@@ -55,15 +57,17 @@ func owner(foreign bool) string {
 // route means deciding who may call it.
 func matrix() map[string]matrixEntry {
 	return map[string]matrixEntry{
-		"GET /healthz":      {build: simple("GET", "/healthz"), want: allow(200, 200, 200, 200)},
-		"GET /openapi.json": {build: simple("GET", "/openapi.json"), want: allow(200, 200, 200, 200)},
-		"GET /openapi.yaml": {build: simple("GET", "/openapi.yaml"), want: allow(200, 200, 200, 200)},
-		"GET /metrics":      {build: simple("GET", "/metrics"), want: allow(200, 200, 403, 403)},
-		"GET /v1/me":        {build: simple("GET", "/v1/me"), want: allow(200, 200, 200, 200)},
-		"GET /v1/sites":     {build: simple("GET", "/v1/sites"), want: allow(200, 200, 200, 200)},
-		"GET /v1/pools":     {build: simple("GET", "/v1/pools"), want: allow(200, 200, 200, 200)},
-		"GET /v1/nodes":     {build: simple("GET", "/v1/nodes"), want: allow(200, 200, 403, 403)},
-		"GET /v1/fleet":     {build: simple("GET", "/v1/fleet"), want: allow(200, 200, 403, 403)},
+		"GET /healthz":          {build: simple("GET", "/healthz"), want: allow(200, 200, 200, 200)},
+		"GET /openapi.json":     {build: simple("GET", "/openapi.json"), want: allow(200, 200, 200, 200)},
+		"GET /openapi.yaml":     {build: simple("GET", "/openapi.yaml"), want: allow(200, 200, 200, 200)},
+		"GET /openapi-3.0.json": {build: simple("GET", "/openapi-3.0.json"), want: allow(200, 200, 200, 200)},
+		"GET /openapi-3.0.yaml": {build: simple("GET", "/openapi-3.0.yaml"), want: allow(200, 200, 200, 200)},
+		"GET /metrics":          {build: simple("GET", "/metrics"), want: allow(200, 200, 403, 403)},
+		"GET /v1/me":            {build: simple("GET", "/v1/me"), want: allow(200, 200, 200, 200)},
+		"GET /v1/sites":         {build: simple("GET", "/v1/sites"), want: allow(200, 200, 200, 200)},
+		"GET /v1/pools":         {build: simple("GET", "/v1/pools"), want: allow(200, 200, 200, 200)},
+		"GET /v1/nodes":         {build: simple("GET", "/v1/nodes"), want: allow(200, 200, 403, 403)},
+		"GET /v1/fleet":         {build: simple("GET", "/v1/fleet"), want: allow(200, 200, 403, 403)},
 		"POST /v1/fleet/apply": {build: func(f *fixture, _ bool) req {
 			return req{method: "POST", path: "/v1/fleet/apply?dry_run=true", body: smallLab(f.t)}
 		}, want: allow(200, 403, 403, 403)},
@@ -149,6 +153,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 		for key := range m {
 			if !seen[key] {
 				t.Errorf("matrix entry %s matches no registered route", key)
+			}
+		}
+		// Every operation in the OpenAPI document was registered through
+		// register, and so declares a permission.
+		for path, item := range f.srv.OpenAPI().Paths {
+			for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "PATCH": item.Patch, "DELETE": item.Delete} {
+				if op != nil && !seen[method+" "+path] {
+					t.Errorf("OpenAPI operation %s %s is not in Routes()", method, path)
+				}
 			}
 		}
 	})

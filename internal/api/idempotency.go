@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,9 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/engine"
-	"github.com/neocloud/neocloud/internal/tenant"
 )
 
 // IdempotencyHeader lets a client retry a mutation safely: the first
@@ -63,13 +64,21 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 			m.s.writeProblem(w, http.StatusBadRequest, "must be 1-255 visible ASCII characters", "header.Idempotency-Key", key)
 			return
 		}
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !tenant.WellFormed(strings.TrimSpace(secret)) {
-			next.ServeHTTP(w, r) // unauthenticated: the handler refuses it, nothing to remember
+		// Only a valid key gets a remembered answer: anything else goes on
+		// to be refused (and audited) by the authentication middleware,
+		// before any body is read.
+		secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		p, err := m.s.eng.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			next.ServeHTTP(w, r)
 			return
 		}
-		scope := tenant.KeyID(tenant.HashSecret(strings.TrimSpace(secret)))
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleetMaxBody))
+		scope := p.KeyID
+		limit := int64(defaultMaxBody)
+		if r.URL.Path == fleetApplyPath {
+			limit = fleetMaxBody
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
 			m.s.writeProblem(w, http.StatusRequestEntityTooLarge, "request body too large", "body", nil)
 			return
@@ -111,6 +120,10 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 		if rec.status == http.StatusUnauthorized || rec.status >= 500 {
 			return
 		}
+		// The answer is remembered even if the caller hung up after it was
+		// sent: that caller is the one who will retry.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		err = m.s.eng.RememberResponse(ctx, engine.IdempotentResponse{Scope: scope, Key: key, RequestSHA256: sum,
 			Status: rec.status, ContentType: w.Header().Get("Content-Type"), Body: withoutSecret(rec.body.Bytes())})
 		if err != nil {

@@ -15,7 +15,10 @@ import (
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
-const permKey = "permission"
+const (
+	permKey        = "permission"
+	fleetApplyPath = "/v1/fleet/apply"
+)
 
 // registerRoutes is the one list of routes. Every route declares the
 // permission it needs; the authorization matrix test fails when a route is
@@ -27,8 +30,10 @@ func (s *Server) registerRoutes() {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	}))
 	s.plain("GET /metrics", tenant.PermNodesRead, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	s.routes = append(s.routes, Route{Method: http.MethodGet, Path: "/openapi.json", Perm: tenant.PermPublic},
-		Route{Method: http.MethodGet, Path: "/openapi.yaml", Perm: tenant.PermPublic})
+	// The OpenAPI documents huma serves (3.1, and 3.0 for older tools).
+	for _, path := range []string{"/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml"} {
+		s.routes = append(s.routes, Route{Method: http.MethodGet, Path: path, Perm: tenant.PermPublic})
+	}
 
 	register(s, huma.Operation{OperationID: "whoami", Method: http.MethodGet, Path: "/v1/me", Tags: []string{"auth"},
 		Summary: "The calling key: its ID, tenant, role and permissions"}, tenant.PermSelf, s.me)
@@ -41,7 +46,7 @@ func (s *Server) registerRoutes() {
 		Summary: "Nodes in service, by name, one page at a time"}, tenant.PermNodesRead, s.listNodes)
 	register(s, huma.Operation{OperationID: "get-fleet", Method: http.MethodGet, Path: "/v1/fleet", Tags: []string{"fleet"},
 		Summary: "The fleet file in force and its revision"}, tenant.PermNodesRead, s.getFleet)
-	register(s, huma.Operation{OperationID: "apply-fleet", Method: http.MethodPost, Path: "/v1/fleet/apply", Tags: []string{"fleet"},
+	register(s, huma.Operation{OperationID: "apply-fleet", Method: http.MethodPost, Path: fleetApplyPath, Tags: []string{"fleet"},
 		Summary:      "Make the fleet equal to a fleet file, in one transaction",
 		Description:  "Adds, updates and retires nodes (and sites) so that the fleet in service equals the file. Refuses (409) to retire or re-pool a node that holds or will hold an allocation; then nothing changes. `dry_run=true` answers the same diff and writes nothing.",
 		MaxBodyBytes: fleetMaxBody}, tenant.PermFleetWrite, s.applyFleet)
@@ -159,27 +164,32 @@ func (s *Server) listSites(ctx context.Context, _ tenant.Principal, _ *struct{})
 }
 
 type poolsIn struct {
-	Site string `query:"site" doc:"Only this site's pools."`
+	Site string `query:"site" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Only this site's pools."`
 }
 
-func (s *Server) listPools(ctx context.Context, _ tenant.Principal, in *poolsIn) (*body[[]Pool], error) {
+func (s *Server) listPools(ctx context.Context, p tenant.Principal, in *poolsIn) (*body[[]Pool], error) {
 	pools, err := s.eng.Pools(ctx, in.Site)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Pool, len(pools))
-	for i, p := range pools {
-		out[i] = poolJSON(p)
+	for i, pool := range pools {
+		out[i] = poolJSON(pool)
+		if !p.Role.IsOperator() {
+			// How many nodes are allocated, failed or in maintenance is the
+			// owner's business (and, through allocations, other tenants').
+			out[i].NodesByState = nil
+		}
 	}
 	return ok(out)
 }
 
 type nodesIn struct {
-	Site   string `query:"site"`
-	Pool   string `query:"pool" doc:"site/GPU-MODEL, e.g. ref-300mw/H100-SXM"`
+	Site   string `query:"site" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"`
+	Pool   string `query:"pool" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$" doc:"site/GPU-MODEL, e.g. ref-300mw/H100-SXM"`
 	State  string `query:"state" enum:"available,allocated,draining,sanitizing,failed,maintenance"`
 	Limit  int    `query:"limit" minimum:"1" maximum:"5000" default:"500"`
-	Cursor string `query:"cursor" doc:"next_cursor of the previous page"`
+	Cursor string `query:"cursor" pattern:"^[A-Za-z0-9.-]{0,253}$" doc:"next_cursor of the previous page"`
 }
 
 // NodePage is one page of nodes.
@@ -261,7 +271,7 @@ func (s *Server) createTenant(ctx context.Context, p tenant.Principal, in *creat
 }
 
 type tenantPath struct {
-	Tenant string `path:"tenant" maxLength:"63"`
+	Tenant string `path:"tenant" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"`
 }
 
 func (s *Server) getTenant(ctx context.Context, p tenant.Principal, in *tenantPath) (*body[Tenant], error) {
@@ -273,7 +283,7 @@ func (s *Server) getTenant(ctx context.Context, p tenant.Principal, in *tenantPa
 }
 
 type keysIn struct {
-	Tenant         string `query:"tenant" doc:"Only this tenant's keys (tenant keys always see only their own)."`
+	Tenant         string `query:"tenant" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Only this tenant's keys (tenant keys always see only their own)."`
 	IncludeRevoked bool   `query:"include_revoked"`
 }
 
@@ -291,7 +301,7 @@ func (s *Server) listKeys(ctx context.Context, p tenant.Principal, in *keysIn) (
 
 type createKeyIn struct {
 	Body struct {
-		Tenant string `json:"tenant" doc:"Required for tenant roles; empty for operator roles." maxLength:"63"`
+		Tenant string `json:"tenant" doc:"Required for tenant roles; empty for operator roles." pattern:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"`
 		Role   string `json:"role" required:"true" enum:"operator-admin,operator-viewer,tenant-admin,tenant-viewer"`
 		Name   string `json:"name" maxLength:"100" doc:"A label to recognise the key by."`
 	}
@@ -312,7 +322,7 @@ func (s *Server) createKey(ctx context.Context, p tenant.Principal, in *createKe
 }
 
 type keyPath struct {
-	Key string `path:"key" maxLength:"64"`
+	Key string `path:"key" pattern:"^(key_[0-9a-f]{16}|nc_[0-9A-Za-z]{43})$" doc:"A key ID, or the leaked secret itself (it is turned into its ID and never stored)."`
 }
 
 func (s *Server) revokeKey(ctx context.Context, p tenant.Principal, in *keyPath) (*body[Key], error) {
@@ -324,7 +334,7 @@ func (s *Server) revokeKey(ctx context.Context, p tenant.Principal, in *keyPath)
 }
 
 type auditIn struct {
-	Tenant string `query:"tenant"`
+	Tenant string `query:"tenant" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"`
 	Before int64  `query:"before" minimum:"0" doc:"Only entries with seq below this (the last seq of the previous page)."`
 	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
 }

@@ -70,7 +70,7 @@ type Pool struct {
 	GPUs         int64            `json:"gpus"`
 	ITMW         float64          `json:"it_mw" doc:"IT power of the pool's nodes at full load."`
 	FacilityMW   float64          `json:"facility_mw" doc:"IT power times the site's PUE."`
-	NodesByState map[string]int64 `json:"nodes_by_state"`
+	NodesByState map[string]int64 `json:"nodes_by_state,omitempty" doc:"Operators only."`
 }
 
 func poolJSON(p fleet.Pool) Pool {
