@@ -25,6 +25,7 @@ import (
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/store/dbtest"
+	"github.com/neocloud/neocloud/internal/store/sqlite"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
@@ -550,4 +551,39 @@ func TestTenantSeesCatalogNotState(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAnonymousRefusalsBounded: requests without a valid key are audited
+// one by one up to a rate; beyond it they are counted, and the next audited
+// refusal carries the count — nothing is lost, and nobody can grow the log
+// without bound.
+func TestAnonymousRefusalsBounded(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	f := newFixture(t, st)
+	before := f.lastAuditSeq()
+	for range 150 {
+		if code, _ := f.do("", http.MethodGet, "/v1/nodes", nil); code != http.StatusUnauthorized {
+			t.Fatalf("no key = %d", code)
+		}
+	}
+	if got := f.lastAuditSeq() - before; got != 100 {
+		t.Errorf("%d refusals audited one by one, want the burst of 100", got)
+	}
+	f.clk.Advance(time.Second)
+	f.do("", http.MethodGet, "/v1/nodes", nil)
+	es, err := st.Audit(context.Background(), engine.AuditFilter{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(es[0].Detail, "and 50 earlier refusals") {
+		t.Errorf("next audited refusal = %q, want the 50 folded in", es[0].Detail)
+	}
+	// A valid key's refusals are always audited one by one.
+	before = f.lastAuditSeq()
+	for range 150 {
+		f.do(f.keys["tenant-viewer@tenant-a"], http.MethodGet, "/v1/nodes", nil)
+	}
+	if got := f.lastAuditSeq() - before; got != 150 {
+		t.Errorf("%d of 150 refusals of a valid key audited", got)
+	}
 }

@@ -11,8 +11,9 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	unaudited prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, eng *engine.Engine) *metrics {
@@ -27,7 +28,11 @@ func newMetrics(reg *prometheus.Registry, eng *engine.Engine) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.duration, &poolCollector{eng: eng})
+	m.unaudited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "neocloud_auth_refusals_unaudited_total",
+		Help: "Requests without a valid key refused over the audit rate: counted here and in the next audit entry, not one row each.",
+	})
+	reg.MustRegister(m.requests, m.duration, m.unaudited, &poolCollector{eng: eng})
 	return m
 }
 

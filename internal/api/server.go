@@ -51,6 +51,8 @@ type Server struct {
 	api     huma.API
 	handler http.Handler
 	routes  []Route
+
+	anonDenials denialBudget
 }
 
 // Route is one registered route and the permission it declares.
@@ -151,12 +153,12 @@ func (s *Server) authorize(ctx context.Context, header string, perm tenant.Permi
 	}
 	secret, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok {
-		s.eng.RecordDenial(ctx, tenant.Anonymous(), action, "", "no bearer key")
+		s.denyAnonymous(ctx, action, "no bearer key")
 		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	p, err := s.eng.Authenticate(ctx, strings.TrimSpace(secret))
 	if err != nil {
-		s.eng.RecordDenial(ctx, tenant.Anonymous(), action, "", "invalid or revoked key")
+		s.denyAnonymous(ctx, action, "invalid or revoked key")
 		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	if perm == "" || !p.Can(perm) {
@@ -165,6 +167,17 @@ func (s *Server) authorize(ctx context.Context, header string, perm tenant.Permi
 		return p, fmt.Errorf("%w: %s", tenant.ErrForbidden, why)
 	}
 	return p, nil
+}
+
+// denyAnonymous audits a refusal of a request without a valid key, within
+// the anonymous audit rate (denials.go).
+func (s *Server) denyAnonymous(ctx context.Context, action, why string) {
+	ok, note := s.anonDenials.take(s.eng.Clock().Now())
+	if !ok {
+		s.metrics.unaudited.Inc()
+		return
+	}
+	s.eng.RecordDenial(ctx, tenant.Anonymous(), action, "", why+note)
 }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
