@@ -422,6 +422,18 @@ func TestNoSecretAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		secrets = append(secrets, created.Secret)
+		// Slips that put a secret where an ID goes: revoking by the secret
+		// works (and stores only the ID); a secret as a tenant ID is refused.
+		leaked := f.newKey("tenant-a", tenant.TenantViewer)
+		secrets = append(secrets, leaked)
+		if code, body := f.do(f.keys["tenant-admin@tenant-a"], http.MethodDelete, "/v1/keys/"+leaked, nil); code != http.StatusOK {
+			t.Errorf("revoke by secret = %d %s", code, body)
+		}
+		if _, err := f.eng.Authenticate(context.Background(), leaked); err == nil {
+			t.Error("a key revoked by its secret still authenticates")
+		}
+		f.do(f.keys["tenant-admin@tenant-a"], http.MethodGet, "/v1/tenants/"+leaked, nil)
+		f.do(f.keys["tenant-admin@tenant-a"], http.MethodDelete, "/v1/keys/"+f.keys["tenant-admin@tenant-b"], nil)
 		// A made-up well-formed key that fails must not be logged either.
 		bogus := "nc_" + strings.Repeat("Z", 43)
 		secrets = append(secrets, bogus)

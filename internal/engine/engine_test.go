@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,4 +330,29 @@ func TestKeysAndTenants(t *testing.T) {
 	if diff := cmp.Diff(wantActions, actions); diff != "" {
 		t.Errorf("audited mutations (-want +got):\n%s", diff)
 	}
+}
+
+// TestDenialOutlivesHangUp: a caller that cancels its request still leaves
+// its denial in the audit log, with secrets and control characters made
+// harmless.
+func TestDenialOutlivesHangUp(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, _ := newEngine(t, st)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		secret, err := tenant.NewSecret(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := tenant.Principal{KeyID: "key_x", TenantID: "a", Role: tenant.TenantAdmin}
+		e.RecordDenial(ctx, p, "keys.revoke", "key/"+secret+"\x00\xff", "probe")
+		es, err := st.Audit(context.Background(), engine.AuditFilter{TenantID: "a"})
+		if err != nil || len(es) != 1 {
+			t.Fatalf("audit = %v, %v; want the denial", es, err)
+		}
+		obj := es[0].Object
+		if strings.Contains(obj, secret) || !strings.Contains(obj, tenant.KeyID(tenant.HashSecret(secret))) || !tenant.ValidText(obj) {
+			t.Errorf("audited object %q: want the key ID, no secret, no control bytes", obj)
+		}
+	})
 }

@@ -61,7 +61,8 @@ type Tx interface {
 	Reader
 	// ApplyFleet writes a fleet change: upserts the sites and power domains
 	// of c.Sites, retires the sites in c.RetireSites, inserts c.Add (a node of the same
-	// name that was retired comes back in service, state available), updates
+	// name that was retired comes back in service in the state it left in,
+	// so a node retired while sanitizing still sanitizes), updates
 	// c.Update (all fields but State and Retired), and marks c.Retire
 	// retired at c.At. It records c.Revision.
 	ApplyFleet(ctx context.Context, c FleetChange) error
@@ -69,7 +70,8 @@ type Tx interface {
 	// ending after t (held now or later), sorted.
 	HeldNodes(ctx context.Context, nodes []string, t time.Time) ([]string, error)
 	// InsertAllocation stores a; it returns ErrConflict when the node is
-	// already allocated over an overlapping interval.
+	// already allocated over an overlapping interval, and ErrNotFound when
+	// the node is not in service.
 	InsertAllocation(ctx context.Context, a lease.Allocation) error
 
 	// CreateTenant returns tenant.ErrExists when the ID is taken.

@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/neocloud/neocloud/internal/engine"
@@ -32,18 +33,20 @@ func Open(ctx context.Context, url string) (engine.Store, error) {
 	}
 }
 
-// Redact hides a password in a database URL for logs and errors.
-func Redact(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		return url
+// Redact hides passwords in a database URL — in its user info and in a
+// password query parameter — for logs and errors.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return raw
 	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return url
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
-	if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx" + rest[at:]
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
-	return url
+	return u.String()
 }

@@ -5,9 +5,9 @@ package tenant
 import (
 	"errors"
 	"regexp"
+	"time"
 	"unicode"
 	"unicode/utf8"
-	"time"
 
 	"github.com/neocloud/neocloud/internal/valid"
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,9 +74,14 @@ func TestExclusionConstraint(t *testing.T) {
 		t.Fatalf("adjacent INSERT by direct SQL: %v", err)
 	}
 
-	// Two transactions: a inserts and waits; b waits for a's lock on the
-	// node, then sees a's allocation.
+	// Two transactions: a inserts and waits; b waits for a's transaction
+	// (the writer lock, or the node's row lock behind it), then sees a's
+	// allocation.
 	inserted, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	// A failed wait must still let a finish, or the schema's cleanup
+	// would wait on a's locks forever.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	errA := make(chan error, 1)
 	go func() {
 		errA <- a.Update(context.Background(), func(tx engine.Tx) error {
@@ -96,7 +102,7 @@ func TestExclusionConstraint(t *testing.T) {
 		})
 	}()
 	waitForLockWait(t, a)
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	if err := <-errA; err != nil {
 		t.Fatalf("first writer: %v", err)
 	}
@@ -105,8 +111,8 @@ func TestExclusionConstraint(t *testing.T) {
 	}
 }
 
-// waitForLockWait polls until a backend of the database waits on a lock
-// of a node row.
+// waitForLockWait polls until a backend of the database waits on a
+// heavyweight lock (the writer's advisory lock or a node row's lock).
 func waitForLockWait(t *testing.T, s *sqlstore.Store) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -115,7 +121,8 @@ func waitForLockWait(t *testing.T, s *sqlstore.Store) {
 	for {
 		var n int
 		err := s.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT 1 FROM nodes%'`).Scan(&n)
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			AND (query LIKE 'SELECT pg_advisory_xact_lock%' OR query LIKE 'SELECT 1 FROM nodes%')`).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,7 @@ func (t *tx) InsertAllocation(ctx context.Context, a lease.Allocation) error {
 			a.ID, a.Start.Format(time.RFC3339Nano), a.End.Format(time.RFC3339Nano))
 	}
 	var one int
-	err := t.c.queryRow(ctx, `SELECT 1 FROM nodes WHERE name = ? `+t.c.d.RowLock, a.Node).Scan(&one)
+	err := t.c.queryRow(ctx, `SELECT 1 FROM nodes WHERE name = ? AND retired_us IS NULL `+t.c.d.RowLock, a.Node).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: insert allocation %s: node %s: %w", a.ID, a.Node, engine.ErrNotFound)

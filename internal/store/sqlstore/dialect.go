@@ -19,6 +19,11 @@ type Dialect struct {
 	// transaction ends ("FOR NO KEY UPDATE" in PostgreSQL); "" for
 	// databases with one writer at a time (SQLite), which need none.
 	RowLock string
+	// WriterLock, when set, runs first in every write transaction and
+	// blocks until no other transaction holds it: it makes writers from
+	// several processes take turns (PostgreSQL: a transaction-scoped
+	// advisory lock). SQLite needs none: it has one writer per file.
+	WriterLock string
 	// Classify maps a driver error to the store error it means:
 	// tenant.ErrExists for a unique or primary-key violation,
 	// engine.ErrConflict for an exclusion violation, nil for anything else.

@@ -295,7 +295,7 @@ func (t *tx) addNodes(ctx context.Context, c engine.FleetChange) error {
 			ON CONFLICT (name) DO UPDATE SET site = excluded.site, model = excluded.model, gpus = excluded.gpus,
 				it_w = excluded.it_w, power_domain = excluded.power_domain, pod = excluded.pod,
 				leaf_group = excluded.leaf_group, nvlink_domain = excluded.nvlink_domain,
-				state = 'available', retired_us = NULL
+				retired_us = NULL
 			WHERE nodes.retired_us IS NOT NULL`
 		n, err := t.c.execCount(ctx, q, args...)
 		if err != nil {

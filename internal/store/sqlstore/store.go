@@ -88,6 +88,11 @@ func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error
 			err = errors.Join(err, fmt.Errorf("store: rollback: %w", rbErr))
 		}
 	}()
+	if s.dialect.WriterLock != "" {
+		if _, err := sqlTx.ExecContext(ctx, s.dialect.WriterLock); err != nil {
+			return fmt.Errorf("store: writer lock: %w", err)
+		}
+	}
 	if err := fn(&tx{reader: reader{c: conn{q: sqlTx, d: s.dialect}}}); err != nil {
 		return err
 	}

@@ -341,3 +341,15 @@ func testRace(t *testing.T, a, b engine.Store) {
 		t.Errorf("HeldNodes after the races (-want +got):\n%s", diff)
 	}
 }
+
+// testAllocationRetiredNode: a retired node takes no allocation.
+func testAllocationRetiredNode(t *testing.T, s engine.Store) {
+	addNodes(t, s, "r1", "r2")
+	apply(t, s, engine.FleetChange{At: T0, Sites: []fleet.Site{site("s", "hall-1")}, Retire: []string{"r2"}})
+	err := s.Update(t.Context(), func(tx engine.Tx) error {
+		return tx.InsertAllocation(t.Context(), alloc("on-retired", "r2", time.Hour, 2*time.Hour))
+	})
+	if !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("allocation of a retired node: %v, want ErrNotFound", err)
+	}
+}

@@ -88,19 +88,20 @@ func testFleetLifecycle(t *testing.T, s engine.Store) {
 	n1u.State = fleet.Available
 	wantNodes(t, s, n4, n1u)
 
-	// Re-adding retired nodes brings them back, available, with the new
-	// fields.
+	// Re-adding retired nodes brings them back with the new fields, in the
+	// state they left in (whatever state the change carries): a node retired
+	// while failed or sanitizing must not come back leasable.
 	n2r := n2
 	n2r.ITPower, n2r.Position.LeafGroup = 10_500, "leaf-9"
 	n3r := withState(n3, fleet.Failed)
 	apply(t, s, engine.FleetChange{At: at(2 * time.Hour), Sites: []fleet.Site{a}, Add: []fleet.Node{n2r, n3r},
 		Revision: engine.FleetRevision{At: at(2 * time.Hour), By: "key_a", SHA256: "sha-3", Spec: []byte(`{"v":3}`)}})
-	n3r.State = fleet.Available
+	n3r.State = n3.State
 	wantNodes(t, s, n3r, n4, n1u, n2r)
 
-	got, err := s.Nodes(ctx, engine.NodeFilter{State: fleet.Available})
+	got, err := s.AllNodes(ctx)
 	if err != nil || len(got) != 4 {
-		t.Errorf("Nodes(available) = %d nodes, %v; want 4", len(got), err)
+		t.Errorf("AllNodes = %d nodes, %v; want 4", len(got), err)
 	}
 	for _, n := range got {
 		if !n.Retired.IsZero() {

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store, opts ...Option) {
 		{"HeldNodes", testHeldNodes},
 		{"Allocations/Overlap", testAllocationOverlap},
 		{"Allocations/SameTransaction", testAllocationSameTx},
+		{"Allocations/RetiredNode", testAllocationRetiredNode},
 		{"Allocations/Property", testAllocationProperty},
 		{"Tenants", testTenants},
 		{"Keys", testKeys},
