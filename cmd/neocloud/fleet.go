@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,15 +47,28 @@ func (e *env) readFleetFile(path string) (*fleet.Spec, error) {
 func newFleetGenerateCmd(e *env) *cobra.Command {
 	var preset, file string
 	var seed int64
+	var nodes int
+	presets := fmt.Sprint(append(fleet.Presets(), fleet.PresetUniform))
 	cmd := &cobra.Command{
 		Use:   "generate",
 		Short: "Write a fleet file from a preset",
-		Long: "generate writes a compact fleet file (YAML) from a preset. Presets: " + fmt.Sprint(fleet.Presets()) + `.
+		Long: "generate writes a compact fleet file (YAML) from a preset. Presets: " + presets + `.
 The seed picks which node slots are empty (servers out for repair) so that
-fleets differ realistically; the same seed gives the same file.`,
+fleets differ realistically; the same seed gives the same file.
+uniform is --nodes N identical 8-GPU H100 nodes at one site, in 32-node leaf
+groups, with power to run them all at once; the seed has no effect on it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, err := fleet.Generate(preset, seed)
+			if cmd.Flags().Changed("nodes") && preset != fleet.PresetUniform {
+				return fmt.Errorf("--nodes: only --preset %s takes a node count", fleet.PresetUniform)
+			}
+			if preset == fleet.PresetUniform && !cmd.Flags().Changed("nodes") {
+				return fmt.Errorf("--nodes: required with --preset %s: a node count from 1 to %d", fleet.PresetUniform, fleet.MaxNodes)
+			}
+			spec, err := fleet.GenerateWith(fleet.GenerateOptions{Preset: preset, Seed: seed, Nodes: nodes})
+			if errors.Is(err, fleet.ErrNodes) {
+				return fmt.Errorf("--nodes: %w", err)
+			}
 			if err != nil {
 				return fmt.Errorf("--preset: %w", err)
 			}
@@ -69,8 +83,9 @@ fleets differ realistically; the same seed gives the same file.`,
 			return os.WriteFile(file, out, 0o644)
 		},
 	}
-	cmd.Flags().StringVar(&preset, "preset", "reference-300mw", "preset: "+fmt.Sprint(fleet.Presets()))
-	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for the empty slots; 0 = fully populated")
+	cmd.Flags().StringVar(&preset, "preset", "reference-300mw", "preset: "+presets)
+	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for the empty slots; 0 = fully populated (no effect on uniform)")
+	cmd.Flags().IntVar(&nodes, "nodes", 0, fmt.Sprintf("node count of --preset %s (1 to %d); required for it, refused for the others", fleet.PresetUniform, fleet.MaxNodes))
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write here instead of standard output")
 	return cmd
 }

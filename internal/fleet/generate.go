@@ -1,40 +1,81 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/neocloud/neocloud/internal/unit"
 )
 
-// Preset names accepted by Generate.
+// Preset names accepted by Generate and GenerateWith. PresetUniform needs a
+// node count, so only GenerateWith builds it.
 const (
 	PresetReference300MW = "reference-300mw"
 	PresetSmallLab       = "small-lab"
+	PresetUniform        = "uniform"
 )
+
+// GenerateOptions says which preset fleet GenerateWith builds.
+type GenerateOptions struct {
+	Preset string
+	// Seed picks the empty node slots, as for Generate. It has no effect on
+	// PresetUniform, whose slots are all present.
+	Seed int64
+	// Nodes is the node count of PresetUniform, 1 to MaxNodes; it must be 0
+	// for every other preset.
+	Nodes int
+}
+
+// ErrNodes is wrapped by the errors of GenerateWith about
+// GenerateOptions.Nodes: missing or out of range for PresetUniform, or given
+// for another preset.
+var ErrNodes = errors.New("node count")
 
 // absentPerMille is the share of node slots a seeded preset leaves empty
 // (servers out for repair or RMA): 0.2%, at least one.
 const absentPerMille = 2
 
-// Presets returns the names of the preset fleets Generate builds, sorted.
+// Presets returns the names of the fixed preset fleets, those Generate
+// builds from a name and a seed alone, sorted. PresetUniform, which also
+// needs a node count, is not among them.
 func Presets() []string {
 	return []string{PresetReference300MW, PresetSmallLab}
 }
+
+// allPresets returns every preset name GenerateWith accepts.
+func allPresets() []string { return append(Presets(), PresetUniform) }
 
 // Generate returns the spec of a preset fleet. A seed other than 0 picks,
 // deterministically, about 0.2% of the node slots (at least one) and lists
 // them as absent; seed 0 gives the fully populated fleet. The same preset
 // and seed always give the same spec. An unknown preset is an error naming
-// the valid ones.
+// the valid ones; so is PresetUniform, which needs GenerateWith and a node
+// count.
 func Generate(preset string, seed int64) (*Spec, error) {
+	return GenerateWith(GenerateOptions{Preset: preset, Seed: seed})
+}
+
+// GenerateWith returns the spec of a preset fleet, as Generate does, and
+// builds PresetUniform from o.Nodes (see Uniform). Errors about o.Nodes wrap
+// ErrNodes; an unknown preset is an error naming the valid ones.
+func GenerateWith(o GenerateOptions) (*Spec, error) {
+	preset, seed := o.Preset, o.Seed
 	var s *Spec
 	switch preset {
 	case PresetReference300MW:
 		s = reference300MW()
 	case PresetSmallLab:
 		s = smallLab()
+	case PresetUniform:
+		// All slots are present: the seed has nothing to pick.
+		return Uniform(o.Nodes)
 	default:
-		return nil, fmt.Errorf("unknown fleet preset %q: want one of %s", preset, strings.Join(Presets(), ", "))
+		return nil, fmt.Errorf("unknown fleet preset %q: want one of %s", preset, strings.Join(allPresets(), ", "))
+	}
+	if o.Nodes != 0 {
+		return nil, fmt.Errorf("fleet preset %s: %w %d: only the %s preset takes one", preset, ErrNodes, o.Nodes, PresetUniform)
 	}
 	if seed != 0 {
 		if err := pickAbsent(s, seed); err != nil {
@@ -147,6 +188,75 @@ func smallLab() *Spec {
 			},
 		}},
 	}
+}
+
+// Layout of the uniform preset: NVIDIA's 32-node scalable unit as the leaf
+// group and 16 of them to a pod (FLEET.md "Fabric"), as in hgxPods.
+const (
+	uniformLeafNodes = 32
+	uniformPodLeafs  = 16
+	uniformPodNodes  = uniformLeafNodes * uniformPodLeafs
+	uniformModel     = "H100-SXM"
+	// uniformPUEMilli is the PUE of the uniform site, 1.2 (FLEET.md "GPUs
+	// and nodes": 1.1-1.3 for modern liquid-cooled AI halls).
+	uniformPUEMilli = 1200
+)
+
+// Uniform returns the spec of the uniform preset: nodes identical 8-GPU
+// H100-SXM nodes at one site "uni", so in one pool, in pods of 16 leaf
+// groups of 32 nodes; the last pod and its last leaf group hold the
+// remainder. Nodes are named uni-pPPPP-lLL-nNN (uni-p0001-l01-n01 first).
+// One power domain's budget covers every node at full load, and the
+// facility power is that load times a PUE of 1.2, rounded up to a whole MW,
+// so power never limits the fleet. A count outside 1 to MaxNodes is an
+// error wrapping ErrNodes. The spec is the same for the same count.
+func Uniform(nodes int) (*Spec, error) {
+	if nodes < 1 || nodes > MaxNodes {
+		return nil, fmt.Errorf("fleet preset %s: %w %d: out of range: want 1 to %d", PresetUniform, ErrNodes, nodes, MaxNodes)
+	}
+	m, _ := LookupModel(uniformModel)
+	load := unit.Power(nodes) * m.NodeITPower
+	// Whole MW of at least load x PUE, in integers so no rounding can leave
+	// the IT budget (facility / PUE) below the load.
+	den := int64(unit.Megawatt) * 1000
+	facilityMW := (int64(load)*uniformPUEMilli + den - 1) / den
+	const domain = "all"
+	nodeEntry := func(n int) []NodeSpec {
+		return []NodeSpec{{Name: "n{n:02}", Count: new(n), Model: uniformModel}}
+	}
+	var pods []PodSpec
+	full, rest := nodes/uniformPodNodes, nodes%uniformPodNodes
+	if full > 0 {
+		pods = append(pods, PodSpec{
+			Name: "p{n:04}", Count: new(full), PowerDomain: domain,
+			LeafGroups: []LeafGroupSpec{{Name: "l{n:02}", Count: new(uniformPodLeafs), Nodes: nodeEntry(uniformLeafNodes)}},
+		})
+	}
+	if rest > 0 {
+		// The partial pod, named as the next index of the first entry.
+		last := PodSpec{Name: fmt.Sprintf("p%04d", full+1), PowerDomain: domain}
+		leafs, tail := rest/uniformLeafNodes, rest%uniformLeafNodes
+		if leafs > 0 {
+			last.LeafGroups = append(last.LeafGroups, LeafGroupSpec{Name: "l{n:02}", Count: new(leafs), Nodes: nodeEntry(uniformLeafNodes)})
+		}
+		if tail > 0 {
+			last.LeafGroups = append(last.LeafGroups, LeafGroupSpec{Name: fmt.Sprintf("l%02d", leafs+1), Nodes: nodeEntry(tail)})
+		}
+		pods = append(pods, last)
+	}
+	return &Spec{
+		Version: FormatVersion,
+		Sites: []SiteSpec{{
+			Name:       "uni",
+			FacilityMW: float64(facilityMW),
+			PUE:        float64(uniformPUEMilli) / 1000,
+			// As the reference site.
+			EnergyTariffUSDPerMWh: 62.5,
+			Timezone:              "UTC",
+			PowerDomains:          []PowerDomainSpec{{Name: domain, BudgetKW: load.KW()}},
+			Pods:                  pods,
+		}},
+	}, nil
 }
 
 // pickAbsent lists, per site, absentPerMille of its node slots (rounded,

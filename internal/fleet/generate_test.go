@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -171,12 +173,137 @@ func TestGenerateSeeds(t *testing.T) {
 func TestGenerateUnknownPreset(t *testing.T) {
 	t.Parallel()
 	_, err := Generate("huge", 1)
-	if err == nil || !strings.Contains(err.Error(), "want one of reference-300mw, small-lab") {
+	if err == nil || !strings.Contains(err.Error(), "want one of reference-300mw, small-lab, uniform") {
 		t.Errorf("Generate(huge) error = %v, want one naming the presets", err)
 	}
 	for _, p := range Presets() {
 		if _, err := Generate(p, 0); err != nil {
 			t.Errorf("Generate(%s) error = %v", p, err)
 		}
+	}
+}
+
+func TestUniformPreset(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 31, 32, 33, 511, 512, 513, 32_000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel()
+			s, err := GenerateWith(GenerateOptions{Preset: PresetUniform, Seed: 1, Nodes: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := s.Expand()
+			if err != nil {
+				t.Fatalf("Expand() error = %v", err)
+			}
+			st := statsOf(t, f)
+			if st.Nodes != n || st.GPUs != unit.GPUs(8*n) {
+				t.Errorf("expands to %d nodes, %d GPUs; want %d, %d", st.Nodes, st.GPUs, n, 8*n)
+			}
+			if diff := cmp.Diff(map[string]int{"H100-SXM": n}, st.NodesByModel); diff != "" {
+				t.Errorf("nodes by model mismatch (-want +got):\n%s", diff)
+			}
+			if st.Pods != (n+511)/512 || st.LeafGroups != (n+31)/32 {
+				t.Errorf("%d pods, %d leaf groups; want %d, %d", st.Pods, st.LeafGroups, (n+511)/512, (n+31)/32)
+			}
+			perLeaf := map[string]int{}
+			for _, node := range f.Nodes {
+				if node.GPUs != 8 {
+					t.Fatalf("node %s has %d GPUs, want 8", node.Name, node.GPUs)
+				}
+				perLeaf[node.Position.LeafGroup]++
+			}
+			for leaf, c := range perLeaf {
+				if c > 32 {
+					t.Errorf("leaf group %s holds %d nodes, want at most 32", leaf, c)
+				}
+			}
+			if got := f.Nodes[0].Name; got != "uni-p0001-l01-n01" {
+				t.Errorf("first node = %q, want uni-p0001-l01-n01", got)
+			}
+			pools := Pools(f)
+			if len(pools) != 1 || pools[0].Nodes != int64(n) {
+				t.Errorf("pools = %+v, want one of %d nodes", pools, n)
+			}
+			// Power never limits the fleet: the domain covers the full
+			// load, the IT budget too, and the facility is that load x 1.2
+			// rounded up to a whole MW.
+			site := f.Sites[0]
+			if len(site.PowerDomains) != 1 || site.PowerDomains[0].Budget < st.ITPower {
+				t.Errorf("power domains %+v do not cover the load %v", site.PowerDomains, st.ITPower)
+			}
+			if site.ITBudget() < st.ITPower {
+				t.Errorf("IT budget %v below the load %v", site.ITBudget(), st.ITPower)
+			}
+			facility := st.ITPower.Scale(1200, 1000)
+			if site.FacilityPower < facility || site.FacilityPower-facility >= unit.Megawatt || site.FacilityPower%unit.Megawatt != 0 {
+				t.Errorf("facility power %v, want %v rounded up to a whole MW", site.FacilityPower, facility)
+			}
+			y, err := s.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := GenerateWith(GenerateOptions{Preset: PresetUniform, Seed: 2, Nodes: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y2, err := again.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(y) != string(y2) {
+				t.Errorf("two generations differ:\n%s\n---\n%s", y, y2)
+			}
+			if len(y) >= 2<<10 {
+				t.Errorf("YAML() is %d bytes, want under 2 KiB", len(y))
+			}
+			back, err := Parse(y)
+			if err != nil {
+				t.Fatalf("Parse(YAML()) error = %v", err)
+			}
+			if diff := cmp.Diff(s, back); diff != "" {
+				t.Errorf("YAML round trip mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUniformMaxNodes(t *testing.T) {
+	t.Parallel()
+	s, err := Uniform(MaxNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("Validate() error = %v", err)
+	}
+	if got, want := s.Sites[0].Pods[1].Name, "p1954"; got != want {
+		t.Errorf("last pod = %q, want %q", got, want)
+	}
+}
+
+func TestGenerateNodes(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		opts GenerateOptions
+		want string
+	}{
+		"uniform without a count": {GenerateOptions{Preset: PresetUniform}, "node count 0: out of range: want 1 to 1000000"},
+		"uniform negative":        {GenerateOptions{Preset: PresetUniform, Nodes: -1}, "node count -1: out of range"},
+		"uniform too many":        {GenerateOptions{Preset: PresetUniform, Nodes: MaxNodes + 1}, "node count 1000001: out of range"},
+		"small lab with a count":  {GenerateOptions{Preset: PresetSmallLab, Nodes: 4}, "node count 4: only the uniform preset takes one"},
+		"reference with a count":  {GenerateOptions{Preset: PresetReference300MW, Seed: 1, Nodes: 4}, "only the uniform preset"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := GenerateWith(tc.opts)
+			if !errors.Is(err, ErrNodes) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("GenerateWith(%+v) error = %v, want ErrNodes with %q", tc.opts, err, tc.want)
+			}
+		})
+	}
+	if _, err := Generate(PresetUniform, 0); !errors.Is(err, ErrNodes) {
+		t.Errorf("Generate(uniform) error = %v, want ErrNodes", err)
 	}
 }

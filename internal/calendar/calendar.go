@@ -1,0 +1,342 @@
+package calendar
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+)
+
+// Calendar holds one int64 value per hourly UTC slot over a fixed horizon.
+// The zero Calendar is not usable; make one with New.
+//
+// The tree has size leaves, the smallest power of two >= slots; node 1 is
+// the root and node n has children 2n and 2n+1, so leaf i is node size+i.
+// Leaves past slots are padding: every operation clamps its range to
+// [0, slots) and only reads a node's summary when the node lies wholly
+// inside the range, so padding never reaches a result.
+type Calendar struct {
+	origin time.Time
+	slots  int
+	size   int
+	// mins[n] and maxs[n] are the least and greatest values under node n,
+	// counting the deltas added at n and below it but not those pending at
+	// its ancestors: the true value is mins[n] plus the adds on n's path to
+	// the root.
+	mins []int64
+	maxs []int64
+	// adds[n] is the delta pending for every slot under internal node n.
+	// Leaves need none; theirs is folded into mins and maxs.
+	adds []int64
+}
+
+// New returns a calendar of slots hourly slots, all 0, starting at origin
+// truncated to the UTC hour. It panics if slots <= 0.
+//
+// Memory is 20 bytes per leaf of the padded tree: 43,800 slots (five years)
+// pad to 65,536 leaves and take 2.5 MiB.
+func New(origin time.Time, slots int) *Calendar {
+	if slots <= 0 {
+		panic(fmt.Sprintf("calendar: New with %d slots, want at least 1", slots))
+	}
+	size := 1 << bits.Len(uint(slots-1))
+	return &Calendar{
+		origin: origin.UTC().Truncate(time.Hour),
+		slots:  slots,
+		size:   size,
+		mins:   make([]int64, 2*size),
+		maxs:   make([]int64, 2*size),
+		adds:   make([]int64, size),
+	}
+}
+
+// Origin returns the start of slot 0, a UTC time on the hour.
+func (c *Calendar) Origin() time.Time { return c.origin }
+
+// Slots returns the number of slots.
+func (c *Calendar) Slots() int { return c.slots }
+
+// End returns the end of the last slot: Origin plus Slots hours.
+func (c *Calendar) End() time.Time { return c.Time(c.slots) }
+
+// Floor returns the index of the slot that contains t. It does not clamp:
+// a time before Origin gives a negative index and one at or after End an
+// index >= Slots, which range operations then clamp.
+func (c *Calendar) Floor(t time.Time) int {
+	d := t.Sub(c.origin)
+	q := d / time.Hour
+	if d%time.Hour < 0 {
+		q--
+	}
+	return int(q)
+}
+
+// Ceil returns the smallest slot index whose start is at or after t: Floor(t)
+// when t is on a slot boundary, Floor(t)+1 otherwise. Like Floor it does not
+// clamp. A lease over [start, end) covers slots [Floor(start), Ceil(end)).
+func (c *Calendar) Ceil(t time.Time) int {
+	d := t.Sub(c.origin)
+	q := d / time.Hour
+	if d%time.Hour > 0 {
+		q++
+	}
+	return int(q)
+}
+
+// Time returns the start of slot, in UTC. It accepts any index, including
+// negative ones and those >= Slots.
+func (c *Calendar) Time(slot int) time.Time {
+	return c.origin.Add(time.Duration(slot) * time.Hour)
+}
+
+// clamp restricts [from, to) to [0, Slots). The result may be empty
+// (from >= to).
+func (c *Calendar) clamp(from, to int) (int, int) {
+	return max(from, 0), min(to, c.slots)
+}
+
+// Add adds delta to every slot in [from, to), clamped to [0, Slots). An empty
+// range, after clamping, is a no-op.
+func (c *Calendar) Add(from, to int, delta int64) {
+	from, to = c.clamp(from, to)
+	if from >= to || delta == 0 {
+		return
+	}
+	c.add(1, 0, c.size, from, to, delta)
+}
+
+func (c *Calendar) add(n, lo, hi, from, to int, delta int64) {
+	if from <= lo && hi <= to {
+		c.mins[n] += delta
+		c.maxs[n] += delta
+		if n < c.size {
+			c.adds[n] += delta
+		}
+		return
+	}
+	// A node that overlaps [from, to) without lying inside it spans two or
+	// more slots, so it is internal.
+	mid := lo + (hi-lo)/2
+	if from < mid {
+		c.add(2*n, lo, mid, from, to, delta)
+	}
+	if to > mid {
+		c.add(2*n+1, mid, hi, from, to, delta)
+	}
+	c.mins[n] = min(c.mins[2*n], c.mins[2*n+1]) + c.adds[n]
+	c.maxs[n] = max(c.maxs[2*n], c.maxs[2*n+1]) + c.adds[n]
+}
+
+// At returns the value of slot. It panics if slot is outside [0, Slots).
+func (c *Calendar) At(slot int) int64 {
+	if slot < 0 || slot >= c.slots {
+		panic(fmt.Sprintf("calendar: At(%d) outside [0, %d)", slot, c.slots))
+	}
+	n := c.size + slot
+	v := c.mins[n]
+	for n >>= 1; n > 0; n >>= 1 {
+		v += c.adds[n]
+	}
+	return v
+}
+
+// Min returns the least value over [from, to), clamped to [0, Slots). It
+// returns math.MaxInt64, the identity of min, when the clamped range is
+// empty, so "Min(a, b) >= need" holds for every need over an empty range.
+func (c *Calendar) Min(from, to int) int64 {
+	from, to = c.clamp(from, to)
+	if from >= to {
+		return math.MaxInt64
+	}
+	return c.rangeMin(1, 0, c.size, from, to)
+}
+
+func (c *Calendar) rangeMin(n, lo, hi, from, to int) int64 {
+	if from <= lo && hi <= to {
+		return c.mins[n]
+	}
+	mid := lo + (hi-lo)/2
+	switch {
+	case to <= mid:
+		return c.rangeMin(2*n, lo, mid, from, to) + c.adds[n]
+	case from >= mid:
+		return c.rangeMin(2*n+1, mid, hi, from, to) + c.adds[n]
+	}
+	return min(c.rangeMin(2*n, lo, mid, from, to), c.rangeMin(2*n+1, mid, hi, from, to)) + c.adds[n]
+}
+
+// Max returns the greatest value over [from, to), clamped to [0, Slots). It
+// returns math.MinInt64, the identity of max, when the clamped range is
+// empty.
+func (c *Calendar) Max(from, to int) int64 {
+	from, to = c.clamp(from, to)
+	if from >= to {
+		return math.MinInt64
+	}
+	return c.rangeMax(1, 0, c.size, from, to)
+}
+
+func (c *Calendar) rangeMax(n, lo, hi, from, to int) int64 {
+	if from <= lo && hi <= to {
+		return c.maxs[n]
+	}
+	mid := lo + (hi-lo)/2
+	switch {
+	case to <= mid:
+		return c.rangeMax(2*n, lo, mid, from, to) + c.adds[n]
+	case from >= mid:
+		return c.rangeMax(2*n+1, mid, hi, from, to) + c.adds[n]
+	}
+	return max(c.rangeMax(2*n, lo, mid, from, to), c.rangeMax(2*n+1, mid, hi, from, to)) + c.adds[n]
+}
+
+// FirstBelow returns the first slot s in [from, to), clamped to [0, Slots),
+// whose value is < limit, or -1 if there is none or the range is empty.
+func (c *Calendar) FirstBelow(from, to int, limit int64) int {
+	from, to = c.clamp(from, to)
+	if from >= to {
+		return -1
+	}
+	return c.firstBelow(1, 0, c.size, from, to, limit, 0)
+}
+
+// firstBelow searches node n, whose ancestors add acc to it. Comparing
+// mins[n]+acc, a true value, with limit rather than mins[n] with limit-acc
+// keeps the comparison free of overflow at any limit.
+func (c *Calendar) firstBelow(n, lo, hi, from, to int, limit, acc int64) int {
+	if from <= lo && hi <= to {
+		if c.mins[n]+acc >= limit {
+			return -1
+		}
+		// The answer is under n: take the leftmost child that holds one.
+		for n < c.size {
+			acc += c.adds[n]
+			n *= 2
+			if c.mins[n]+acc >= limit {
+				n++
+			}
+		}
+		return n - c.size
+	}
+	acc += c.adds[n]
+	mid := lo + (hi-lo)/2
+	if from < mid {
+		if s := c.firstBelow(2*n, lo, mid, from, to, limit, acc); s >= 0 {
+			return s
+		}
+	}
+	if to > mid {
+		return c.firstBelow(2*n+1, mid, hi, from, to, limit, acc)
+	}
+	return -1
+}
+
+// lastBelow returns the last slot in the non-empty, in-range [from, to)
+// whose value is < limit, or -1.
+func (c *Calendar) lastBelow(n, lo, hi, from, to int, limit, acc int64) int {
+	if from <= lo && hi <= to {
+		if c.mins[n]+acc >= limit {
+			return -1
+		}
+		for n < c.size {
+			acc += c.adds[n]
+			n = 2*n + 1
+			if c.mins[n]+acc >= limit {
+				n--
+			}
+		}
+		return n - c.size
+	}
+	acc += c.adds[n]
+	mid := lo + (hi-lo)/2
+	if to > mid {
+		if s := c.lastBelow(2*n+1, mid, hi, from, to, limit, acc); s >= 0 {
+			return s
+		}
+	}
+	if from < mid {
+		return c.lastBelow(2*n, lo, mid, from, to, limit, acc)
+	}
+	return -1
+}
+
+// FirstAbove returns the first slot s in [from, to), clamped to [0, Slots),
+// whose value is > limit, or -1 if there is none or the range is empty.
+func (c *Calendar) FirstAbove(from, to int, limit int64) int {
+	from, to = c.clamp(from, to)
+	if from >= to || limit == math.MaxInt64 {
+		return -1
+	}
+	return c.firstAtLeast(1, 0, c.size, from, to, limit+1, 0)
+}
+
+// firstAtLeast returns the first slot in the non-empty, in-range [from, to)
+// whose value is >= limit, or -1.
+func (c *Calendar) firstAtLeast(n, lo, hi, from, to int, limit, acc int64) int {
+	if from <= lo && hi <= to {
+		if c.maxs[n]+acc < limit {
+			return -1
+		}
+		for n < c.size {
+			acc += c.adds[n]
+			n *= 2
+			if c.maxs[n]+acc < limit {
+				n++
+			}
+		}
+		return n - c.size
+	}
+	acc += c.adds[n]
+	mid := lo + (hi-lo)/2
+	if from < mid {
+		if s := c.firstAtLeast(2*n, lo, mid, from, to, limit, acc); s >= 0 {
+			return s
+		}
+	}
+	if to > mid {
+		return c.firstAtLeast(2*n+1, mid, hi, from, to, limit, acc)
+	}
+	return -1
+}
+
+// EarliestFit returns the earliest start s >= max(from, 0) with
+// s+length <= min(before, Slots) such that Min(s, s+length) >= need, and
+// ok = true; it returns -1 and false when there is none. A length <= 0 asks
+// for an empty window, which fits at max(from, 0) whenever that is <= before
+// and <= Slots.
+//
+// Each step is O(log n): it finds the last slot below need in the current
+// window, which every window starting at or before it would also hold, then
+// jumps to the first slot at or above need after it. Steps are bounded by the
+// number of runs of slots below need between from and the answer.
+func (c *Calendar) EarliestFit(from, before, length int, need int64) (start int, ok bool) {
+	s, end := c.clamp(from, before)
+	length = max(length, 0)
+	for s <= end-length {
+		if length == 0 {
+			return s, true
+		}
+		k := c.lastBelow(1, 0, c.size, s, s+length, need, 0)
+		if k < 0 {
+			return s, true
+		}
+		if k+1 >= end {
+			break
+		}
+		if s = c.firstAtLeast(1, 0, c.size, k+1, end, need, 0); s < 0 {
+			break
+		}
+	}
+	return -1, false
+}
+
+// Clone returns a deep copy of c that shares no memory with it, for
+// what-if quotes that must not touch the live calendar.
+func (c *Calendar) Clone() *Calendar {
+	d := *c
+	d.mins = slices.Clone(c.mins)
+	d.maxs = slices.Clone(c.maxs)
+	d.adds = slices.Clone(c.adds)
+	return &d
+}
