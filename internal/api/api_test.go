@@ -364,10 +364,10 @@ func TestRetireAllocatedNodeRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		victim := nodes[0].Name
+		victim, ord := nodes[0].Name, nodes[0].Ordinal
 		err = st.Update(ctx, func(tx engine.Tx) error {
-			return tx.InsertAllocation(ctx, lease.Allocation{ID: "al-1", LeaseID: "ls-1", TenantID: "tenant-a", Node: victim,
-				Start: t0.Add(24 * time.Hour), End: t0.Add(48 * time.Hour)})
+			return tx.InsertAllocations(ctx, []lease.Allocation{{ID: "al-1", LeaseID: "ls-1", TenantID: "tenant-a",
+				NodeFrom: ord, NodeTo: ord + 1, Start: t0.Add(24 * time.Hour), End: t0.Add(48 * time.Hour)}})
 		})
 		if err != nil {
 			t.Fatal(err)

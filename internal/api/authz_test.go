@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -91,7 +92,59 @@ func matrix() map[string]matrixEntry {
 		"GET /v1/audit": {hasObject: true, build: func(f *fixture, foreign bool) req {
 			return req{method: "GET", path: "/v1/audit?tenant=" + owner(foreign)}
 		}, want: allow(200, 200, 200, 403)},
+
+		"POST /v1/quotes": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/quotes", body: f.leaseBody(owner(foreign))}
+		}, want: allow(200, 200, 200, 200)},
+		"POST /v1/leases": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/leases", body: f.leaseBody(owner(foreign))}
+		}, want: allow(201, 403, 201, 403)},
+		"GET /v1/leases": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/leases?tenant=" + owner(foreign)}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/leases/{lease}": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/leases/" + f.leaseID(owner(foreign))}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/leases/{lease}/allocations": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/leases/" + f.leaseID(owner(foreign)) + "/allocations"}
+		}, want: allow(200, 200, 200, 200)},
+		"POST /v1/leases/{lease}/cancel": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/leases/" + f.leaseID(owner(foreign)) + "/cancel", body: map[string]string{}}
+		}, want: allow(200, 403, 200, 403)},
+		"GET /v1/capacity": {build: simple("GET", "/v1/capacity?pool=lab-1/H100-SXM&from="+t0.Format(time.RFC3339)+"&to="+t0.Add(48*time.Hour).Format(time.RFC3339)+"&step=24h"),
+			want: allow(200, 200, 403, 403)},
+		"GET /v1/holdback": {build: simple("GET", "/v1/holdback?pool=lab-1/H100-SXM"), want: allow(200, 200, 403, 403)},
+		"POST /v1/holdback": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/holdback", body: map[string]any{"pool": "lab-1/H100-SXM", "steps": []any{}}}
+		}, want: allow(200, 403, 403, 403)},
+		"POST /v1/nodes/{node}/state": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/nodes/lab-1-h100-l1-n01/state", body: map[string]string{"state": "available"}}
+		}, want: allow(200, 403, 403, 403)},
 	}
+}
+
+// leaseBody is a one-node, one-hour reservation for tenantID, each call
+// an hour later than the last so that they never compete.
+func (f *fixture) leaseBody(tenantID string) map[string]any {
+	start := t0.Add(time.Duration(1+f.seq.Add(1)) * time.Hour)
+	return map[string]any{"tenant": tenantID, "kind": "reservation", "pool": "lab-1/H100-SXM",
+		"start": start.Format(time.RFC3339), "end": start.Add(time.Hour).Format(time.RFC3339), "gpus": 8}
+}
+
+// leaseID admits a lease for tenantID (as the operator) and returns its ID.
+func (f *fixture) leaseID(tenantID string) string {
+	f.t.Helper()
+	code, body := f.do(f.keys["operator-admin"], "POST", "/v1/leases", f.leaseBody(tenantID))
+	if code != http.StatusCreated {
+		f.t.Fatalf("create lease for %s: %d %s", tenantID, code, body)
+	}
+	var l struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		f.t.Fatal(err)
+	}
+	return l.ID
 }
 
 // TestAuthorizationMatrix walks every registered route × role × own and

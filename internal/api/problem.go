@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -22,6 +23,7 @@ func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
 		se    huma.StatusError
 		ve    *valid.Error
 		inUse *engine.NodesInUseError
+		ref   *engine.Refusal
 	)
 	switch {
 	case err == nil:
@@ -36,6 +38,16 @@ func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
 			details[i] = &huma.ErrorDetail{Message: "node holds or will hold an allocation", Location: "node", Value: n}
 		}
 		return huma.NewError(http.StatusConflict, inUse.Error(), details...)
+	case errors.As(err, &ref):
+		p := &RefusalProblem{ErrorModel: huma.ErrorModel{Status: http.StatusConflict, Title: "does not fit", Detail: ref.Detail},
+			Reason: ref.Reason}
+		if !ref.EarliestStart.IsZero() {
+			t := ref.EarliestStart.UTC()
+			p.EarliestStart = &t
+		}
+		return p
+	case errors.Is(err, engine.ErrState):
+		return huma.Error409Conflict(err.Error())
 	case errors.Is(err, tenant.ErrNotFound):
 		return huma.Error404NotFound("not found")
 	case errors.Is(err, tenant.ErrForbidden):
@@ -54,6 +66,15 @@ func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
 		s.log.ErrorContext(ctx, "request failed", slog.String("err", err.Error()), slog.String("request_id", engine.RequestID(ctx)))
 		return huma.Error500InternalServerError("internal error; see the server log for request " + engine.RequestID(ctx))
 	}
+}
+
+// RefusalProblem is the 409 answer to a valid request that does not fit:
+// the reason in one word, the detail in numbers, and the earliest start at
+// which the same request would fit, when there is one.
+type RefusalProblem struct {
+	huma.ErrorModel
+	Reason        string     `json:"reason" doc:"capacity, topology, power, isolation or holdback"`
+	EarliestStart *time.Time `json:"earliest_start,omitempty"`
 }
 
 // issueDetails turns validation issues into problem details whose location

@@ -67,6 +67,8 @@ func (s *Server) registerRoutes() {
 
 	register(s, huma.Operation{OperationID: "list-audit", Method: http.MethodGet, Path: "/v1/audit", Tags: []string{"audit"},
 		Summary: "The audit log, newest first: every mutation and every denial"}, tenant.PermAuditRead, s.listAudit)
+
+	s.registerLeaseRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

@@ -38,6 +38,10 @@ type ProblemError struct {
 	Title  string          `json:"title"`
 	Detail string          `json:"detail"`
 	Errors []ProblemDetail `json:"errors"`
+	// Reason and EarliestStart come with a 409 for a lease that does not
+	// fit.
+	Reason        string `json:"reason,omitempty"`
+	EarliestStart string `json:"earliest_start,omitempty"`
 }
 
 // ProblemDetail is one field-level issue of a problem.
@@ -53,6 +57,9 @@ func (e *ProblemError) Error() string {
 	fmt.Fprintf(&b, "%d %s", e.Status, e.Title)
 	if e.Detail != "" && e.Detail != e.Title {
 		fmt.Fprintf(&b, ": %s", e.Detail)
+	}
+	if e.EarliestStart != "" {
+		fmt.Fprintf(&b, "\n  earliest start that fits: %s", e.EarliestStart)
 	}
 	for _, d := range e.Errors {
 		b.WriteString("\n  ")
@@ -93,6 +100,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if k, _ := ctx.Value(idemKey{}).(string); k != "" {
+		req.Header.Set("Idempotency-Key", k)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -115,4 +125,13 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		}
 	}
 	return nil
+}
+
+type idemKey struct{}
+
+// WithIdempotencyKey returns ctx carrying an Idempotency-Key for the
+// requests Do sends with it: a retry with the same key gets the first
+// answer instead of acting twice.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idemKey{}, key)
 }

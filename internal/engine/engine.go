@@ -24,15 +24,30 @@ type Engine struct {
 	rand  io.Reader
 
 	mu sync.Mutex // the single writer
+
+	// Capacity: the in-memory calendars and placement index (nil until
+	// first use, and after a fleet change), guarded by capMu; capacity
+	// commands go through ops to the writer goroutine (batch.go).
+	horizon    time.Duration
+	capMu      sync.RWMutex
+	cap        *capState
+	ops        chan *op
+	writerOnce sync.Once
+	closeOnce  sync.Once
+	closed     chan struct{}
+	tenants    sync.Map // tenant IDs known to exist
 }
 
 // Config holds the engine's dependencies; Store is required, the others
-// default to the real clock, a discarding logger and crypto/rand.
+// default to the real clock, a discarding logger, crypto/rand and
+// DefaultHorizon.
 type Config struct {
 	Store  Store
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Rand   io.Reader
+	// Horizon is how far ahead leases may be booked.
+	Horizon time.Duration
 }
 
 // New returns an engine over cfg.Store.
@@ -49,7 +64,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Engine{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand}, nil
+	if cfg.Horizon == 0 {
+		cfg.Horizon = DefaultHorizon
+	}
+	if cfg.Horizon < time.Hour || cfg.Horizon > 50*365*24*time.Hour {
+		return nil, fmt.Errorf("engine: horizon %s: must be between 1h and 50 years", cfg.Horizon)
+	}
+	return &Engine{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
+		ops: make(chan *op, maxBatch), closed: make(chan struct{})}, nil
 }
 
 // Clock returns the engine's clock.

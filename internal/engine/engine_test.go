@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -167,7 +168,13 @@ func TestApplyFleetProperty(t *testing.T) {
 				}
 				end := start.Add(time.Duration(rapid.IntRange(1, 48).Draw(rt, "len_h")) * time.Hour)
 				err := st.Update(ctx, func(tx engine.Tx) error {
-					return tx.InsertAllocation(ctx, lease.Allocation{ID: fmt.Sprintf("a%d", step), LeaseID: "l", TenantID: "x", Node: n, Start: start, End: end})
+					in, err := tx.AllNodes(ctx)
+					if err != nil {
+						return err
+					}
+					ord := in[slices.IndexFunc(in, func(m fleet.Node) bool { return m.Name == n })].Ordinal
+					return tx.InsertAllocations(ctx, []lease.Allocation{{ID: fmt.Sprintf("a%d", step), LeaseID: "l", TenantID: "x",
+						NodeFrom: ord, NodeTo: ord + 1, Start: start, End: end}})
 				})
 				if err != nil {
 					rt.Fatalf("allocate %s: %v", n, err)

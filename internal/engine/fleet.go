@@ -136,6 +136,9 @@ func (e *Engine) ApplyFleet(ctx context.Context, p tenant.Principal, spec *fleet
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("fleet: apply: %w", err)
 	}
+	if res.Revision != 0 {
+		e.invalidateCapacity()
+	}
 	return res, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
 )
 
 // Store is the persistence the engine needs. Reads may run concurrently
@@ -31,7 +32,8 @@ type Reader interface {
 	// Pools returns per-pool counts of nodes in service, by pool ID;
 	// site "" means every site.
 	Pools(ctx context.Context, site string) ([]fleet.Pool, error)
-	// Nodes returns one page of nodes in service, ordered by name.
+	// Nodes returns one page of nodes in service, ordered by name, with
+	// their ordinals (as every read of nodes does).
 	Nodes(ctx context.Context, f NodeFilter) ([]fleet.Node, error)
 	// AllNodes returns every node in service, ordered by name.
 	AllNodes(ctx context.Context) ([]fleet.Node, error)
@@ -54,6 +56,20 @@ type Reader interface {
 	// Idempotent returns the response remembered for (scope, key) if it
 	// was created at or after notBefore, else ErrNotFound.
 	Idempotent(ctx context.Context, scope, key string, notBefore time.Time) (IdempotentResponse, error)
+
+	// Lease returns the lease with that ID, or ErrNotFound.
+	Lease(ctx context.Context, id string) (lease.Lease, error)
+	// Leases returns the leases f selects, ordered by ID.
+	Leases(ctx context.Context, f LeaseFilter) ([]lease.Lease, error)
+	// Allocations returns the allocations f selects, ordered by lease ID,
+	// start, first node ordinal and ID.
+	Allocations(ctx context.Context, f AllocationFilter) ([]lease.Allocation, error)
+	// Holdback returns every pool's holdback schedule, by pool ID, each
+	// ordered by From; an empty map when no pool has one.
+	Holdback(ctx context.Context) (map[string][]HoldbackStep, error)
+	// Shortfalls returns the shortfalls of one lease, or of every lease
+	// when leaseID is "", ordered by From then ID.
+	Shortfalls(ctx context.Context, leaseID string) ([]lease.Shortfall, error)
 }
 
 // Tx is one read-write transaction. Its reads see its own writes.
@@ -62,17 +78,45 @@ type Tx interface {
 	// ApplyFleet writes a fleet change: upserts the sites and power domains
 	// of c.Sites, retires the sites in c.RetireSites, inserts c.Add (a node of the same
 	// name that was retired comes back in service in the state it left in,
-	// so a node retired while sanitizing still sanitizes), updates
-	// c.Update (all fields but State and Retired), and marks c.Retire
-	// retired at c.At. It records c.Revision.
+	// so a node retired while sanitizing still sanitizes, and with its
+	// ordinal; a new node gets the next ordinal, in c.Add order), updates
+	// c.Update (all fields but State, Retired and Ordinal), and marks
+	// c.Retire retired at c.At. It records c.Revision.
 	ApplyFleet(ctx context.Context, c FleetChange) error
 	// HeldNodes returns the names among nodes that have an allocation
-	// ending after t (held now or later), sorted.
+	// ending after t (held now or later), sorted; names of no node are
+	// left out.
 	HeldNodes(ctx context.Context, nodes []string, t time.Time) ([]string, error)
-	// InsertAllocation stores a; it returns ErrConflict when the node is
-	// already allocated over an overlapping interval, and ErrNotFound when
-	// the node is not in service.
-	InsertAllocation(ctx context.Context, a lease.Allocation) error
+	// InsertAllocations stores every allocation of as, in order. It
+	// returns, looking for them in this order: a plain error for an empty
+	// run or interval; one wrapping ErrNotFound when a run includes an
+	// ordinal of no node in service; tenant.ErrExists for a taken ID (or
+	// one given twice); ErrConflict naming the first allocation that
+	// overlaps a stored one or an earlier one of as. After an error the
+	// transaction stays usable and nothing of as is stored.
+	InsertAllocations(ctx context.Context, as []lease.Allocation) error
+	// EndAllocations ends each allocation of ids at at: it is deleted when
+	// it starts at or after at, else its End becomes at when End is later.
+	// An unknown ID is an error wrapping ErrNotFound, and then nothing
+	// changes.
+	EndAllocations(ctx context.Context, ids []string, at time.Time) error
+	// InsertLease stores l; tenant.ErrExists when the ID is taken.
+	InsertLease(ctx context.Context, l lease.Lease) error
+	// InsertLeases stores every lease of ls; tenant.ErrExists when an ID
+	// is taken or given twice. After an error the transaction stays usable
+	// and nothing of ls is stored.
+	InsertLeases(ctx context.Context, ls []lease.Lease) error
+	// UpdateLease writes l's State, Reason, End and Cancelled over the
+	// stored lease of l.ID; ErrNotFound when there is none.
+	UpdateLease(ctx context.Context, l lease.Lease) error
+	// InsertShortfall stores s; tenant.ErrExists when the ID is taken.
+	InsertShortfall(ctx context.Context, s lease.Shortfall) error
+	// SetNodeState sets the state of the named node; ErrNotFound when no
+	// node of that name is in service.
+	SetNodeState(ctx context.Context, name string, s fleet.State) error
+	// SetHoldback replaces the holdback schedule of pool (a pool ID) with
+	// steps, whose From must be strictly increasing; no steps removes it.
+	SetHoldback(ctx context.Context, pool string, steps []HoldbackStep) error
 
 	// CreateTenant returns tenant.ErrExists when the ID is taken.
 	CreateTenant(ctx context.Context, t tenant.Tenant) error
@@ -82,6 +126,8 @@ type Tx interface {
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	// AppendAudit appends e and returns its sequence number.
 	AppendAudit(ctx context.Context, e tenant.AuditEntry) (int64, error)
+	// AppendAudits appends es in order (sequence numbers increasing).
+	AppendAudits(ctx context.Context, es []tenant.AuditEntry) error
 	// RememberResponse stores r, replacing a record of the same scope and
 	// key, and deletes every record created before expireBefore.
 	RememberResponse(ctx context.Context, r IdempotentResponse, expireBefore time.Time) error
@@ -91,7 +137,7 @@ type Tx interface {
 var (
 	ErrNotFound = tenant.ErrNotFound
 	// ErrConflict reports a write that would break an invariant the store
-	// guards (double allocation of a node).
+	// guards (two allocations holding one node at one instant).
 	ErrConflict = errors.New("conflict")
 )
 
@@ -104,6 +150,31 @@ type NodeFilter struct {
 	State fleet.State
 	After string
 	Limit int
+}
+
+// LeaseFilter selects leases; zero fields match all. After is a cursor:
+// only leases with an ID greater than After are returned. Limit <= 0 means
+// no limit.
+type LeaseFilter struct {
+	TenantID string
+	Pool     string // "site/MODEL"
+	After    string
+	Limit    int
+}
+
+// AllocationFilter selects allocations; zero fields match all.
+type AllocationFilter struct {
+	LeaseID string
+	// EndAfter keeps the allocations that end after it (held then or
+	// later); the zero time keeps every one.
+	EndAfter time.Time
+}
+
+// HoldbackStep is one step of a pool's holdback schedule: from From until
+// the next step, GPUs of the pool are held back from guaranteed leases.
+type HoldbackStep struct {
+	From time.Time
+	GPUs unit.GPUs
 }
 
 // KeyFilter selects keys.

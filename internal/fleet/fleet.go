@@ -80,6 +80,11 @@ type Node struct {
 	State       State
 	// Retired is when the node left the fleet; zero while it is in service.
 	Retired time.Time
+	// Ordinal is the node's stable integer identity, assigned by the store
+	// when the node is first added (1, 2, ... in the order of
+	// FleetChange.Add); a retired node that comes back keeps its ordinal.
+	// It is 0 on nodes not yet stored.
+	Ordinal int64
 }
 
 // PoolID returns the pool the node counts in.

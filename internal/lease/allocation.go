@@ -1,21 +1,25 @@
-// Package lease holds leases — a tenant's right to capacity — and their
-// allocations of concrete nodes over time.
 package lease
 
 import "time"
 
-// Allocation is a lease holding a node over the half-open UTC interval
-// [Start, End).
+// Allocation is a lease holding a run of nodes — those whose ordinals are
+// in [NodeFrom, NodeTo) — over the half-open UTC interval [Start, End).
+// Ordinals are the stable integer identities the store gives nodes in
+// fleet order, so the nodes of one leaf group are mostly one run.
 type Allocation struct {
 	ID       string
 	LeaseID  string
 	TenantID string
-	Node     string
+	NodeFrom int64
+	NodeTo   int64
 	Start    time.Time
 	End      time.Time
 }
 
-// Overlaps reports whether a and b hold the same node at some instant.
+// Overlaps reports whether a and b hold a common node at some instant.
 func (a Allocation) Overlaps(b Allocation) bool {
-	return a.Node == b.Node && a.Start.Before(b.End) && b.Start.Before(a.End)
+	return a.NodeFrom < b.NodeTo && b.NodeFrom < a.NodeTo && a.Start.Before(b.End) && b.Start.Before(a.End)
 }
+
+// Nodes returns how many nodes a holds.
+func (a Allocation) Nodes() int64 { return a.NodeTo - a.NodeFrom }

@@ -9,6 +9,9 @@ type Outcome string
 const (
 	OutcomeOK     Outcome = "ok"
 	OutcomeDenied Outcome = "denied"
+	// OutcomeRefused is a valid, authorized request that did not fit (a
+	// lease the fleet cannot take); nothing changed.
+	OutcomeRefused Outcome = "refused"
 )
 
 // AuditEntry is one line of the append-only audit log: who did what to

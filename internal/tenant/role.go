@@ -48,6 +48,17 @@ const (
 	PermKeysRead    Permission = "keys:read"
 	PermKeysWrite   Permission = "keys:write"
 	PermAuditRead   Permission = "audit:read"
+	// PermLeasesRead covers leases, their allocations and quotes (a quote
+	// answers a what-if and commits nothing).
+	PermLeasesRead  Permission = "leases:read"
+	PermLeasesWrite Permission = "leases:write"
+	// PermCapacityRead is the fleet-wide capacity series: what every
+	// tenant and the owner hold, so operators only.
+	PermCapacityRead Permission = "capacity:read"
+	// PermCapacityWrite sets holdback schedules.
+	PermCapacityWrite Permission = "capacity:write"
+	// PermNodesWrite changes node states (failed, repaired, maintenance).
+	PermNodesWrite Permission = "nodes:write"
 )
 
 // grants is the role → permission table; object-level scoping (a tenant role
@@ -56,20 +67,23 @@ var grants = map[Role]map[Permission]bool{
 	OperatorAdmin: {
 		PermSelf: true, PermFleetRead: true, PermNodesRead: true, PermFleetWrite: true,
 		PermTenantRead: true, PermTenantWrite: true, PermKeysRead: true, PermKeysWrite: true,
-		PermAuditRead: true,
+		PermAuditRead: true, PermLeasesRead: true, PermLeasesWrite: true, PermCapacityRead: true,
+		PermCapacityWrite: true, PermNodesWrite: true,
 	},
 	OperatorViewer: {
 		PermSelf: true, PermFleetRead: true, PermNodesRead: true,
 		PermTenantRead: true, PermKeysRead: true, PermAuditRead: true,
+		PermLeasesRead: true, PermCapacityRead: true,
 	},
 	// Tenants see the catalog of sites and pools (what they can ask for), not
 	// the owner's nodes.
 	TenantAdmin: {
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
 		PermKeysRead: true, PermKeysWrite: true, PermAuditRead: true,
+		PermLeasesRead: true, PermLeasesWrite: true,
 	},
 	TenantViewer: {
-		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
+		PermSelf: true, PermFleetRead: true, PermTenantRead: true, PermLeasesRead: true,
 	},
 }
 

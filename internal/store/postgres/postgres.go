@@ -33,7 +33,7 @@ const (
 // Dialect is PostgreSQL's sqlstore.Dialect.
 func Dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{Name: "postgres", NumberedParams: true, MaxParams: maxParams,
-		RowLock: "FOR NO KEY UPDATE", Classify: classify,
+		Classify: classify,
 		// One writer per schema across every process on the database: a
 		// second server (or a tool) waits for the first's transaction
 		// instead of racing it under READ COMMITTED.

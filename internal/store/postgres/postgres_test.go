@@ -42,41 +42,56 @@ func TestConformance(t *testing.T) {
 }
 
 // TestExclusionConstraint checks that the database itself refuses
-// overlapping allocations written by direct SQL, bypassing the store, and
-// that a second store's writer waits for the first one's transaction and
-// then sees its allocation.
+// overlapping allocations written by direct SQL, bypassing the store, while
+// runs adjacent in nodes or in time are allowed; and that a second store's
+// writer waits for the first one's transaction and then sees its
+// allocation.
 func TestExclusionConstraint(t *testing.T) {
 	d := dsn(t)
 	schema := postgres.TestSchema(t, d)
 	a, b := postgres.OpenTestDSN(t, schema), postgres.OpenTestDSN(t, schema)
 	ctx := t.Context()
 	t0 := storetest.T0
-	c := storetest.SyntheticFleet(1)
+	c := storetest.SyntheticFleet(10)
 	if err := a.Update(ctx, func(tx engine.Tx) error { return tx.ApplyFleet(ctx, c) }); err != nil {
 		t.Fatal(err)
 	}
-	nodeName := c.Add[0].Name
-	alloc := func(id string, from, to time.Duration) lease.Allocation {
-		return lease.Allocation{ID: id, LeaseID: "l", TenantID: "acme", Node: nodeName, Start: t0.Add(from), End: t0.Add(to)}
-	}
+	h := func(n int) int64 { return t0.Add(time.Duration(n) * time.Hour).UnixMicro() }
 
 	// Direct SQL.
-	const insert = `INSERT INTO allocations (id, lease_id, tenant_id, node, start_us, end_us) VALUES ($1, 'l', 'acme', $2, $3, $4)`
-	if _, err := a.DB().ExecContext(ctx, insert, "sql-1", nodeName, t0.UnixMicro(), t0.Add(time.Hour).UnixMicro()); err != nil {
-		t.Fatal(err)
-	}
-	_, err := a.DB().ExecContext(ctx, insert, "sql-2", nodeName, t0.Add(30*time.Minute).UnixMicro(), t0.Add(2*time.Hour).UnixMicro())
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "23P01" {
-		t.Fatalf("overlapping INSERT by direct SQL: err = %v, want SQLSTATE 23P01", err)
-	}
-	if _, err := a.DB().ExecContext(ctx, insert, "sql-3", nodeName, t0.Add(time.Hour).UnixMicro(), t0.Add(2*time.Hour).UnixMicro()); err != nil {
-		t.Fatalf("adjacent INSERT by direct SQL: %v", err)
+	const insert = `INSERT INTO allocations (id, lease_id, tenant_id, node_from, node_to, start_us, end_us) VALUES ($1, 'l', 'acme', $2, $3, $4, $5)`
+	for _, tc := range []struct {
+		id       string
+		from, to int64
+		start    int64
+		end      int64
+		refused  bool
+	}{
+		{"sql-1", 2, 5, h(0), h(2), false},
+		{"sql-overlap", 4, 6, h(1), h(3), true},
+		{"sql-inside", 3, 4, h(1), h(1) + 1, true},
+		{"sql-around", 1, 9, h(-1), h(5), true},
+		{"sql-adjacent-below", 1, 2, h(0), h(2), false},
+		{"sql-adjacent-above", 5, 7, h(0), h(2), false},
+		{"sql-adjacent-after", 2, 5, h(2), h(3), false},
+		{"sql-adjacent-before", 2, 5, h(-1), h(0), false},
+	} {
+		_, err := a.DB().ExecContext(ctx, insert, tc.id, tc.from, tc.to, tc.start, tc.end)
+		var pe *pgconn.PgError
+		switch {
+		case tc.refused && (!errors.As(err, &pe) || pe.Code != "23P01"):
+			t.Errorf("%s by direct SQL: err = %v, want SQLSTATE 23P01", tc.id, err)
+		case !tc.refused && err != nil:
+			t.Errorf("%s by direct SQL: %v", tc.id, err)
+		}
 	}
 
 	// Two transactions: a inserts and waits; b waits for a's transaction
-	// (the writer lock, or the node's row lock behind it), then sees a's
-	// allocation.
+	// (the writer lock), then sees a's allocation.
+	alloc := func(id string, from, to int64, start, end int) lease.Allocation {
+		return lease.Allocation{ID: id, LeaseID: "l", TenantID: "acme", NodeFrom: from, NodeTo: to,
+			Start: t0.Add(time.Duration(start) * time.Hour), End: t0.Add(time.Duration(end) * time.Hour)}
+	}
 	inserted, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
 	// A failed wait must still let a finish, or the schema's cleanup
@@ -85,7 +100,7 @@ func TestExclusionConstraint(t *testing.T) {
 	errA := make(chan error, 1)
 	go func() {
 		errA <- a.Update(context.Background(), func(tx engine.Tx) error {
-			if err := tx.InsertAllocation(context.Background(), alloc("tx-a", 10*time.Hour, 12*time.Hour)); err != nil {
+			if err := tx.InsertAllocations(context.Background(), []lease.Allocation{alloc("tx-a", 1, 4, 10, 12)}); err != nil {
 				close(inserted)
 				return err
 			}
@@ -98,7 +113,7 @@ func TestExclusionConstraint(t *testing.T) {
 	errB := make(chan error, 1)
 	go func() {
 		errB <- b.Update(context.Background(), func(tx engine.Tx) error {
-			return tx.InsertAllocation(context.Background(), alloc("tx-b", 11*time.Hour, 13*time.Hour))
+			return tx.InsertAllocations(context.Background(), []lease.Allocation{alloc("tx-b", 3, 6, 11, 13)})
 		})
 	}()
 	waitForLockWait(t, a)
@@ -112,7 +127,7 @@ func TestExclusionConstraint(t *testing.T) {
 }
 
 // waitForLockWait polls until a backend of the database waits on a
-// heavyweight lock (the writer's advisory lock or a node row's lock).
+// heavyweight lock (the writer's advisory lock).
 func waitForLockWait(t *testing.T, s *sqlstore.Store) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -122,7 +137,7 @@ func waitForLockWait(t *testing.T, s *sqlstore.Store) {
 		var n int
 		err := s.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'
-			AND (query LIKE 'SELECT pg_advisory_xact_lock%' OR query LIKE 'SELECT 1 FROM nodes%')`).Scan(&n)
+			AND query LIKE 'SELECT pg_advisory_xact_lock%'`).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,6 +165,11 @@ func BenchmarkAllNodes31k(b *testing.B) {
 func BenchmarkUpdateFleet31k(b *testing.B) {
 	d := dsn(b)
 	storetest.BenchmarkUpdateFleet(b, 31_500, func(b *testing.B) engine.Store { return postgres.OpenTest(b, d) })
+}
+
+func BenchmarkInsertAllocations(b *testing.B) {
+	d := dsn(b)
+	storetest.BenchmarkInsertAllocations(b, func(b *testing.B) engine.Store { return postgres.OpenTest(b, d) })
 }
 
 // TestAuditTruncate checks that TRUNCATE, which row triggers do not see,

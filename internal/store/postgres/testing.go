@@ -38,19 +38,14 @@ func OpenTestDSN(t testing.TB, dsn string) *sqlstore.Store {
 }
 
 // TestSchema creates a schema t_<random> in the database dsn names and
-// returns dsn with search_path set to it (then public, where btree_gist is
-// installed once, under an advisory lock, because concurrent CREATE
-// EXTENSION statements race). The schema is dropped when the test ends,
-// after the cleanups registered later (closing the stores on it) have run.
+// returns dsn with search_path set to it (then public). The schema is
+// dropped when the test ends, after the cleanups registered later (closing
+// the stores on it) have run.
 func TestSchema(t testing.TB, dsn string) string {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		t.Fatalf("test schema: %v", err)
-	}
-	if err := ensureBtreeGist(ctx, db); err != nil {
-		db.Close()
 		t.Fatalf("test schema: %v", err)
 	}
 	var b [8]byte
@@ -73,28 +68,6 @@ func TestSchema(t testing.TB, dsn string) string {
 		t.Fatalf("test schema: %v", err)
 	}
 	return out
-}
-
-// ensureBtreeGist installs btree_gist in public unless it is installed.
-func ensureBtreeGist(ctx context.Context, db *sql.DB) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	const key = `hashtext('neocloud.btree_gist')`
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+key+`)`); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
-	defer func() {
-		// An unlock that fails leaves the lock to the session, which ends
-		// when the test's pool closes.
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+key+`)`)
-	}()
-	if _, err := conn.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public`); err != nil {
-		return fmt.Errorf("create extension btree_gist: %w", err)
-	}
-	return nil
 }
 
 // withSearchPath returns dsn with its search_path set to path.

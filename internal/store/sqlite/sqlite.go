@@ -31,7 +31,7 @@ const maxParams = 32766
 
 // Dialect is SQLite's sqlstore.Dialect.
 func Dialect() sqlstore.Dialect {
-	return sqlstore.Dialect{Name: "sqlite", MaxParams: maxParams, Classify: classify}
+	return sqlstore.Dialect{Name: "sqlite", MaxParams: maxParams, RTree: true, Classify: classify}
 }
 
 // Open opens (creating it when missing) the SQLite database file at path,

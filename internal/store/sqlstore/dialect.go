@@ -15,10 +15,11 @@ type Dialect struct {
 	NumberedParams bool
 	// MaxParams is the most bind parameters one statement may carry.
 	MaxParams int
-	// RowLock is appended to a SELECT to lock the rows it reads until the
-	// transaction ends ("FOR NO KEY UPDATE" in PostgreSQL); "" for
-	// databases with one writer at a time (SQLite), which need none.
-	RowLock string
+	// RTree selects how overlapping allocations are found: through the
+	// R*Tree allocations_rtree that triggers keep in step with allocations
+	// (SQLite), rather than by comparing int8range values, which the GiST
+	// index of PostgreSQL's exclusion constraint serves.
+	RTree bool
 	// WriterLock, when set, runs first in every write transaction and
 	// blocks until no other transaction holds it: it makes writers from
 	// several processes take turns (PostgreSQL: a transaction-scoped

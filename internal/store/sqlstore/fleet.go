@@ -115,7 +115,7 @@ func (r reader) Pools(ctx context.Context, site string) ([]fleet.Pool, error) {
 	return pools, nil
 }
 
-const nodeColumns = `name, site, model, gpus, it_w, power_domain, pod, leaf_group, nvlink_domain, state, retired_us`
+const nodeColumns = `name, site, model, gpus, it_w, power_domain, pod, leaf_group, nvlink_domain, state, retired_us, ord`
 
 // Nodes returns one page of nodes in service, ordered by name. A Pool
 // without "/" matches nothing.
@@ -173,7 +173,7 @@ func (r reader) scanNodes(ctx context.Context, q string, args ...any) ([]fleet.N
 		var n fleet.Node
 		var retired sql.NullInt64
 		if err := rows.Scan(&n.Name, &n.Site, &n.Model, &n.GPUs, &n.ITPower, &n.PowerDomain,
-			&n.Position.Pod, &n.Position.LeafGroup, &n.Position.NVLinkDomain, &n.State, &retired); err != nil {
+			&n.Position.Pod, &n.Position.LeafGroup, &n.Position.NVLinkDomain, &n.State, &retired, &n.Ordinal); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -215,7 +215,9 @@ func (r reader) LatestFleetRevision(ctx context.Context) (engine.FleetRevision, 
 // A node of c.Add that exists and is in service is an error wrapping
 // tenant.ErrExists; a node of c.Update that is not in service is an error
 // wrapping engine.ErrNotFound. A new node takes its State, "available" when
-// empty; a retired node that comes back is available.
+// empty, and the next ordinal (one more than the largest ever given, in
+// c.Add order; Ordinal of c.Add is ignored); a retired node that comes back
+// keeps its ordinal and the state it left in.
 func (t *tx) ApplyFleet(ctx context.Context, c engine.FleetChange) error {
 	steps := []struct {
 		name string
@@ -277,42 +279,109 @@ func (t *tx) upsertSites(ctx context.Context, c engine.FleetChange) error {
 	return nil
 }
 
+// addNodes inserts the nodes of c.Add that were never stored, giving them
+// the next ordinals in c.Add order, and brings back those that were
+// retired, with their ordinals and states.
 func (t *tx) addNodes(ctx context.Context, c engine.FleetChange) error {
-	const cols = 10
-	var added int64
-	for batch := range slices.Chunk(c.Add, t.c.d.batchRows(cols)) {
-		args := make([]any, 0, len(batch)*cols)
-		for _, n := range batch {
-			state := n.State
-			if state == "" {
-				state = fleet.Available
-			}
-			args = append(args, n.Name, n.Site, n.Model, int64(n.GPUs), int64(n.ITPower), n.PowerDomain,
-				n.Position.Pod, n.Position.LeafGroup, n.Position.NVLinkDomain, string(state))
+	if len(c.Add) == 0 {
+		return nil
+	}
+	retired := map[string]bool{} // of the names of c.Add that are stored
+	for batch := range slices.Chunk(c.Add, t.c.d.batchRows(1)) {
+		args := make([]any, len(batch))
+		for i, n := range batch {
+			args[i] = n.Name
 		}
-		q := `INSERT INTO nodes (name, site, model, gpus, it_w, power_domain, pod, leaf_group, nvlink_domain, state) VALUES ` +
-			values(len(batch), cols) + `
-			ON CONFLICT (name) DO UPDATE SET site = excluded.site, model = excluded.model, gpus = excluded.gpus,
-				it_w = excluded.it_w, power_domain = excluded.power_domain, pod = excluded.pod,
-				leaf_group = excluded.leaf_group, nvlink_domain = excluded.nvlink_domain,
-				retired_us = NULL
-			WHERE nodes.retired_us IS NOT NULL`
-		n, err := t.c.execCount(ctx, q, args...)
+		rows, err := t.c.query(ctx, `SELECT name, retired_us FROM nodes WHERE name IN (`+list(len(batch))+`)`, args...)
 		if err != nil {
 			return err
 		}
-		added += n
+		for rows.Next() {
+			var name string
+			var at sql.NullInt64
+			if err := rows.Scan(&name, &at); err != nil {
+				rows.Close()
+				return err
+			}
+			retired[name] = at.Valid
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
 	}
-	if added != int64(len(c.Add)) {
-		return fmt.Errorf("%d of %d nodes already in service: %w", int64(len(c.Add))-added, len(c.Add), tenant.ErrExists)
+	var fresh, back []fleet.Node
+	inService := 0
+	for _, n := range c.Add {
+		r, stored := retired[n.Name]
+		switch {
+		case !stored:
+			fresh = append(fresh, n)
+		case r:
+			back = append(back, n)
+		default:
+			inService++
+		}
+	}
+	if inService > 0 {
+		return fmt.Errorf("%d of %d nodes already in service: %w", inService, len(c.Add), tenant.ErrExists)
+	}
+	if len(fresh) > 0 {
+		var last int64
+		if err := t.c.queryRow(ctx, `SELECT COALESCE(MAX(ord), 0) FROM nodes`).Scan(&last); err != nil {
+			return fmt.Errorf("last ordinal: %w", err)
+		}
+		const cols = 11
+		for batch := range slices.Chunk(fresh, t.c.d.batchRows(cols)) {
+			args := make([]any, 0, len(batch)*cols)
+			for _, n := range batch {
+				state := n.State
+				if state == "" {
+					state = fleet.Available
+				}
+				last++
+				args = append(args, n.Name, last, n.Site, n.Model, int64(n.GPUs), int64(n.ITPower), n.PowerDomain,
+					n.Position.Pod, n.Position.LeafGroup, n.Position.NVLinkDomain, string(state))
+			}
+			q := `INSERT INTO nodes (name, ord, site, model, gpus, it_w, power_domain, pod, leaf_group, nvlink_domain, state) VALUES ` +
+				values(len(batch), cols)
+			if _, err := t.c.exec(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+	}
+	n, err := t.writeNodes(ctx, back, true)
+	if err != nil {
+		return err
+	}
+	if n != int64(len(back)) {
+		return fmt.Errorf("%d of %d retired nodes not brought back: %w", int64(len(back))-n, len(back), tenant.ErrExists)
 	}
 	return nil
 }
 
 func (t *tx) updateNodes(ctx context.Context, c engine.FleetChange) error {
+	updated, err := t.writeNodes(ctx, c.Update, false)
+	if err != nil {
+		return err
+	}
+	if updated != int64(len(c.Update)) {
+		return fmt.Errorf("%d of %d nodes not in service: %w", int64(len(c.Update))-updated, len(c.Update), engine.ErrNotFound)
+	}
+	return nil
+}
+
+// writeNodes writes every field of nodes but the name, ordinal and state
+// over the stored nodes of the same names: those in service, or, with
+// bringBack, those retired, which come back in service. It returns how
+// many it wrote.
+func (t *tx) writeNodes(ctx context.Context, nodes []fleet.Node, bringBack bool) (int64, error) {
 	const cols = 9
-	var updated int64
-	for batch := range slices.Chunk(c.Update, t.c.d.batchRows(cols)) {
+	set, where := ``, `nodes.retired_us IS NULL`
+	if bringBack {
+		set, where = `, retired_us = NULL`, `nodes.retired_us IS NOT NULL`
+	}
+	var written int64
+	for batch := range slices.Chunk(nodes, t.c.d.batchRows(cols)) {
 		// The casts give PostgreSQL the types of the VALUES columns; SQLite
 		// reads them as the column affinities they name.
 		const row = `(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT),
@@ -325,18 +394,15 @@ func (t *tx) updateNodes(ctx context.Context, c engine.FleetChange) error {
 		q := `WITH v (name, site, model, gpus, it_w, power_domain, pod, leaf_group, nvlink_domain) AS (VALUES ` +
 			strings.TrimSuffix(strings.Repeat(row+",", len(batch)), ",") + `)
 			UPDATE nodes SET site = v.site, model = v.model, gpus = v.gpus, it_w = v.it_w,
-				power_domain = v.power_domain, pod = v.pod, leaf_group = v.leaf_group, nvlink_domain = v.nvlink_domain
-			FROM v WHERE nodes.name = v.name AND nodes.retired_us IS NULL`
+				power_domain = v.power_domain, pod = v.pod, leaf_group = v.leaf_group, nvlink_domain = v.nvlink_domain` + set + `
+			FROM v WHERE nodes.name = v.name AND ` + where
 		n, err := t.c.execCount(ctx, q, args...)
 		if err != nil {
-			return err
+			return written, err
 		}
-		updated += n
+		written += n
 	}
-	if updated != int64(len(c.Update)) {
-		return fmt.Errorf("%d of %d nodes not in service: %w", int64(len(c.Update))-updated, len(c.Update), engine.ErrNotFound)
-	}
-	return nil
+	return written, nil
 }
 
 func (t *tx) retireNodes(ctx context.Context, c engine.FleetChange) error {
@@ -413,4 +479,20 @@ func (t *tx) recordRevision(ctx context.Context, c engine.FleetChange) error {
 // the close.
 func closeRows(rows *sql.Rows) error {
 	return errors.Join(rows.Err(), rows.Close())
+}
+
+// SetNodeState sets the state of the named node in service; it returns an
+// error wrapping engine.ErrNotFound when there is none.
+func (t *tx) SetNodeState(ctx context.Context, name string, st fleet.State) error {
+	if _, err := fleet.ParseState(string(st)); err != nil {
+		return fmt.Errorf("store: set node %s state: %w", name, err)
+	}
+	n, err := t.c.execCount(ctx, `UPDATE nodes SET state = ? WHERE name = ? AND retired_us IS NULL`, string(st), name)
+	if err != nil {
+		return fmt.Errorf("store: set node %s state: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: set node %s state: %w", name, engine.ErrNotFound)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ type Store struct {
 	dialect *Dialect
 	read    *sql.DB
 	write   *sql.DB
+	stmts   *stmtCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -40,6 +41,7 @@ func New(d Dialect, read, write *sql.DB) *Store {
 		dialect: dp,
 		read:    read,
 		write:   write,
+		stmts:   &stmtCache{db: write, m: map[string]*sql.Stmt{}},
 	}
 }
 
@@ -51,7 +53,7 @@ func (s *Store) DB() *sql.DB { return s.write }
 // Close closes both pools; later calls return the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		var errs []error
+		errs := []error{s.stmts.close()}
 		if err := s.write.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("store: close write pool: %w", err))
 		}
@@ -71,10 +73,12 @@ func (s *Store) Close() error {
 // fn also implements engine.Reader, reading the transaction's own writes;
 // it must not be used after fn returns.
 //
-// With PostgreSQL, a write refused by a constraint while another writer
-// raced this one (an exclusion or unique violation the pre-checks could not
-// see) aborts the transaction: fn must then return the error.
+// With PostgreSQL, a write refused by a constraint that its method does not
+// check first or insert under a savepoint aborts the transaction: fn must
+// then return the error. (Writers take the dialect's writer lock, so the
+// pre-checks see every committed write.)
 func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error) {
+	s.stmts.prepare(ctx, s.dialect)
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -93,7 +97,7 @@ func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error
 			return fmt.Errorf("store: writer lock: %w", err)
 		}
 	}
-	if err := fn(&tx{reader: reader{c: conn{q: sqlTx, d: s.dialect}}}); err != nil {
+	if err := fn(&tx{reader: reader{c: conn{q: sqlTx, d: s.dialect, tx: sqlTx, stmts: s.stmts}}}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -116,10 +120,86 @@ type queryer interface {
 }
 
 // conn runs ?-placeholder queries on a pool or a transaction, rebound for
-// the dialect.
+// the dialect. In a transaction, tx and stmts are set, for prepared
+// statements.
 type conn struct {
-	q queryer
-	d *Dialect
+	q     queryer
+	d     *Dialect
+	tx    *sql.Tx
+	stmts *stmtCache
+}
+
+// prepared returns query's prepared statement bound to c's transaction,
+// or nil when query was not prepared (see stmtCache).
+func (c conn) prepared(ctx context.Context, query string) *sql.Stmt {
+	if c.tx == nil || c.stmts == nil {
+		return nil
+	}
+	st := c.stmts.get(c.d.rebind(query))
+	if st == nil {
+		return nil
+	}
+	return c.tx.StmtContext(ctx, st)
+}
+
+// execPrepared is exec through the prepared statement of query, if any.
+func (c conn) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st := c.prepared(ctx, query)
+	if st == nil {
+		return c.exec(ctx, query, args...)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	return res, c.d.classify(err)
+}
+
+// queryRowPrepared is queryRow through the prepared statement of query, if
+// any.
+func (c conn) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
+	st := c.prepared(ctx, query)
+	if st == nil {
+		return c.queryRow(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// stmtCache holds statements prepared on the write pool, by query text:
+// the batch statements of InsertAllocations, which come in a few fixed
+// shapes (batchQueries). modernc's SQLite parses every statement it runs
+// otherwise, and parsing a statement of hundreds of rows costs about as
+// much as running it. They are prepared before the first write
+// transaction begins, because preparing on the pool inside one would wait
+// for SQLite's only write connection, which the transaction holds; a
+// transaction binds them to its connection with Tx.StmtContext.
+type stmtCache struct {
+	db   *sql.DB
+	once sync.Once
+	m    map[string]*sql.Stmt // read-only once prepared
+}
+
+// prepare prepares the batch queries of d, once; a query that fails to
+// prepare is left out and runs unprepared.
+func (c *stmtCache) prepare(ctx context.Context, d *Dialect) {
+	c.once.Do(func() {
+		for _, q := range batchQueries(d) {
+			q = d.rebind(q)
+			if st, err := c.db.PrepareContext(ctx, q); err == nil {
+				c.m[q] = st
+			}
+		}
+	})
+}
+
+// get returns the prepared statement of query, or nil.
+func (c *stmtCache) get(query string) *sql.Stmt { return c.m[query] }
+
+func (c *stmtCache) close() error {
+	var errs []error
+	for _, st := range c.m {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close statement: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {

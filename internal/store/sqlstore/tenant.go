@@ -234,3 +234,25 @@ func (t *tx) AppendAudit(ctx context.Context, e tenant.AuditEntry) (int64, error
 	}
 	return seq, nil
 }
+
+// AppendAudits appends es in order, with multi-row inserts; the database
+// assigns their sequence numbers, increasing. Seq of es is ignored. After
+// an error nothing of es is stored.
+func (t *tx) AppendAudits(ctx context.Context, es []tenant.AuditEntry) error {
+	err := t.insertAll(ctx, len(es), auditCols, auditInsertQuery, func(i int, args []any) ([]any, error) {
+		e := es[i]
+		return append(args, micros(e.At), e.Actor.KeyID, e.Actor.TenantID, string(e.Actor.Role), e.Action, e.Object,
+			e.TenantID, string(e.Outcome), e.Detail, e.RequestID), nil
+	}, func(err error) error { return err })
+	if err != nil {
+		return fmt.Errorf("store: append audits: %w", err)
+	}
+	return nil
+}
+
+const auditCols = 10
+
+func auditInsertQuery(n int) string {
+	return `INSERT INTO audit_log (at_us, actor_key, actor_tenant, actor_role, action, object,
+		tenant_id, outcome, detail, request_id) VALUES ` + values(n, auditCols)
+}

@@ -3,10 +3,15 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/unit"
 )
 
@@ -114,4 +119,94 @@ func BenchmarkUpdateFleet(b *testing.B, n int, open func(b *testing.B) engine.St
 			}
 		}
 	})
+}
+
+// BenchmarkInsertAllocations measures InsertAllocations on a store holding
+// SyntheticFleet(32,000) and about 100,000 allocations: each iteration
+// commits one transaction inserting a batch of 256 runs (about 51 leases of
+// 5 runs, as group commit would write them). Runs are random, disjoint and
+// 1 to 40 nodes long, in hour-aligned windows of 1 to 24 hours; half of
+// each window's runs are stored before the timer starts and the other half
+// are inserted, so that each new run lands among stored ones. It reports
+// runs/s.
+func BenchmarkInsertAllocations(b *testing.B, open func(b *testing.B) engine.Store) {
+	const (
+		nodes  = 32_000
+		stored = 100_000
+		batch  = 256
+	)
+	ctx := context.Background()
+	s := open(b)
+	c := SyntheticFleet(nodes)
+	if err := s.Update(ctx, func(tx engine.Tx) error { return tx.ApplyFleet(ctx, c) }); err != nil {
+		b.Fatal(err)
+	}
+	all, err := s.AllNodes(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var first, last int64 = math.MaxInt64, 0
+	for _, n := range all {
+		first, last = min(first, n.Ordinal), max(last, n.Ordinal)
+	}
+	if last-first+1 != nodes {
+		b.Fatalf("ordinals [%d, %d] of %d nodes are not one run", first, last, nodes)
+	}
+	g := &runGen{rng: rand.New(rand.NewPCG(1, 2)), first: first, last: last, next: T0}
+	var pre []lease.Allocation
+	for len(pre) < stored {
+		pre = append(pre, g.window()...)
+	}
+	for chunk := range slices.Chunk(pre, 10_000) {
+		if err := s.Update(ctx, func(tx engine.Tx) error { return tx.InsertAllocations(ctx, chunk) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		as := g.take(batch)
+		if err := s.Update(ctx, func(tx engine.Tx) error { return tx.InsertAllocations(ctx, as) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "runs/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/run")
+}
+
+// runGen makes disjoint allocations for BenchmarkInsertAllocations.
+type runGen struct {
+	rng         *rand.Rand
+	first, last int64     // ordinals of the fleet
+	next        time.Time // start of the next window
+	pending     []lease.Allocation
+	n           int
+}
+
+// window cuts the fleet into runs over the next window of time, keeps
+// half of them (shuffled) for take and returns the other half.
+func (g *runGen) window() []lease.Allocation {
+	start := g.next
+	end := start.Add(time.Duration(1+g.rng.IntN(24)) * time.Hour)
+	g.next = end
+	var runs []lease.Allocation
+	for from := g.first; from <= g.last; {
+		to := min(g.last+1, from+1+g.rng.Int64N(40))
+		g.n++
+		runs = append(runs, lease.Allocation{ID: fmt.Sprintf("al-%09d", g.n), LeaseID: fmt.Sprintf("ls-%08d", g.n/5),
+			TenantID: "bench", NodeFrom: from, NodeTo: to, Start: start, End: end})
+		from = to
+	}
+	g.rng.Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
+	half := len(runs) / 2
+	g.pending = append(g.pending, runs[half:]...)
+	return runs[:half]
+}
+
+// take returns n allocations kept by window, making windows as needed.
+func (g *runGen) take(n int) []lease.Allocation {
+	for len(g.pending) < n {
+		g.window()
+	}
+	out := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	return out
 }

@@ -2,9 +2,11 @@
 // every method of the contract against a store opened by the caller, so
 // that store/sqlite and store/postgres answer alike. It also holds the
 // fixtures and benchmarks the backends share (BenchmarkApplyFleet,
-// BenchmarkAllNodes, SyntheticFleet).
+// BenchmarkAllNodes, BenchmarkInsertAllocations, SyntheticFleet).
 //
-// Checks that must reach past the contract — that the audit log refuses
-// UPDATE and DELETE, that no two stored allocations of a node overlap — use
-// the optional interface DBer when the store implements it.
+// Allocations are checked against brute-force models: a property test
+// inserts and ends random runs of nodes in random batches and compares
+// every answer with the model. Checks that must reach past the contract —
+// that the audit log refuses UPDATE and DELETE — use the optional
+// interface DBer when the store implements it.
 package storetest

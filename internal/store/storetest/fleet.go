@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -28,7 +29,20 @@ func testEmpty(t *testing.T, s engine.Store) {
 			v, err := s.Keys(ctx, engine.KeyFilter{IncludeRevoked: true})
 			return lenNonNil(v, err)
 		},
-		"Audit": func() (int, error) { v, err := s.Audit(ctx, engine.AuditFilter{}); return lenNonNil(v, err) },
+		"Audit":  func() (int, error) { v, err := s.Audit(ctx, engine.AuditFilter{}); return lenNonNil(v, err) },
+		"Leases": func() (int, error) { v, err := s.Leases(ctx, engine.LeaseFilter{}); return lenNonNil(v, err) },
+		"Allocations": func() (int, error) {
+			v, err := s.Allocations(ctx, engine.AllocationFilter{})
+			return lenNonNil(v, err)
+		},
+		"Shortfalls": func() (int, error) { v, err := s.Shortfalls(ctx, ""); return lenNonNil(v, err) },
+		"Holdback": func() (int, error) {
+			v, err := s.Holdback(ctx)
+			if v == nil {
+				return -1, err
+			}
+			return len(v), err
+		},
 	}
 	for name, f := range lists {
 		if n, err := f(); err != nil || n != 0 {
@@ -43,6 +57,7 @@ func testEmpty(t *testing.T, s engine.Store) {
 	_, notFound["Tenant"] = s.Tenant(ctx, "nobody")
 	_, notFound["Key"] = s.Key(ctx, "key_0000")
 	_, notFound["KeyByHash"] = s.KeyByHash(ctx, tenant.HashSecret("nc_x"))
+	_, notFound["Lease"] = s.Lease(ctx, "ls-1")
 	for name, err := range notFound {
 		if !errors.Is(err, engine.ErrNotFound) {
 			t.Errorf("%s on an empty store: err = %v, want ErrNotFound", name, err)
@@ -119,7 +134,8 @@ func wantNodes(t *testing.T, s engine.Store, want ...fleet.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	// testOrdinals checks ordinals.
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(fleet.Node{}, "Ordinal")); diff != "" {
 		t.Errorf("AllNodes (-want +got):\n%s", diff)
 	}
 }

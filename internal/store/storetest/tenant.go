@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
@@ -255,7 +257,28 @@ func writeEverything(ctx context.Context, tx engine.Tx, suffix string) error {
 		Revision: engine.FleetRevision{At: T0, By: "key_op", SHA256: suffix, Spec: []byte("{}"), NodeCount: 1, GPUCount: 8}}); err != nil {
 		return err
 	}
-	if err := tx.InsertAllocation(ctx, alloc("a-"+suffix, n.Name, 0, time.Hour)); err != nil {
+	nodes, err := tx.AllNodes(ctx)
+	if err != nil {
+		return err
+	}
+	ord := nodes[slices.IndexFunc(nodes, func(m fleet.Node) bool { return m.Name == n.Name })].Ordinal
+	if err := tx.InsertAllocations(ctx, []lease.Allocation{alloc("a-"+suffix, ord, ord+1, 0, time.Hour)}); err != nil {
+		return err
+	}
+	if err := tx.InsertLease(ctx, testLease("ls-"+suffix, "t-"+suffix, "s-"+suffix+"/H100-SXM", 0)); err != nil {
+		return err
+	}
+	if err := tx.InsertShortfall(ctx, lease.Shortfall{ID: "sf-" + suffix, LeaseID: "ls-" + suffix, TenantID: "t-" + suffix,
+		Node: n.Name, GPUs: 8, From: T0, To: at(time.Hour)}); err != nil {
+		return err
+	}
+	if err := tx.SetHoldback(ctx, "s-"+suffix+"/H100-SXM", []engine.HoldbackStep{{From: T0, GPUs: 8}}); err != nil {
+		return err
+	}
+	if err := tx.SetNodeState(ctx, n.Name, fleet.Draining); err != nil {
+		return err
+	}
+	if err := tx.AppendAudits(ctx, []tenant.AuditEntry{{At: T0, Action: "test.batch", Outcome: tenant.OutcomeOK}}); err != nil {
 		return err
 	}
 	if err := tx.CreateTenant(ctx, tenant.Tenant{ID: "t-" + suffix, Created: T0}); err != nil {
@@ -267,7 +290,7 @@ func writeEverything(ctx context.Context, tx engine.Tx, suffix string) error {
 	if err := tx.RevokeKey(ctx, "key_"+suffix, T0); err != nil {
 		return err
 	}
-	_, err := tx.AppendAudit(ctx, tenant.AuditEntry{At: T0, Action: "test", Outcome: tenant.OutcomeOK})
+	_, err = tx.AppendAudit(ctx, tenant.AuditEntry{At: T0, Action: "test", Outcome: tenant.OutcomeOK})
 	return err
 }
 
@@ -281,12 +304,20 @@ func checkEmpty(t *testing.T, s engine.Store) {
 	keys, err4 := s.CountKeys(ctx)
 	audit, err5 := s.Audit(ctx, engine.AuditFilter{})
 	_, err6 := s.LatestFleetRevision(ctx)
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	leases, err7 := s.Leases(ctx, engine.LeaseFilter{})
+	allocs, err8 := s.Allocations(ctx, engine.AllocationFilter{})
+	short, err9 := s.Shortfalls(ctx, "")
+	hold, err10 := s.Holdback(ctx)
+	if err := errors.Join(err1, err2, err3, err4, err5, err7, err8, err9, err10); err != nil {
 		t.Fatal(err)
 	}
 	if len(sites)+len(nodes)+len(tenants)+int(keys)+len(audit) != 0 || !errors.Is(err6, engine.ErrNotFound) {
 		t.Errorf("after a rolled-back update: %d sites, %d nodes, %d tenants, %d keys, %d audit entries, revision err %v; want none",
 			len(sites), len(nodes), len(tenants), keys, len(audit), err6)
+	}
+	if len(leases)+len(allocs)+len(short)+len(hold) != 0 {
+		t.Errorf("after a rolled-back update: %d leases, %d allocations, %d shortfalls, %d holdback schedules; want none",
+			len(leases), len(allocs), len(short), len(hold))
 	}
 }
 

@@ -1,16 +1,12 @@
--- The fleet, tenants, keys, audit log and allocations; the same logical
--- schema as SQLite's. Quantities and money are BIGINT in fixed units (W,
--- micro-USD, PUE in thousandths); instants are unix microseconds UTC; NULL
--- retired_us / revoked_us means in service / valid. Text that is sorted or
--- paged by (names, IDs) uses the "C" collation, so that the order is the
--- byte order SQLite and Go use, whatever the database's locale.
+-- The fleet, tenants, keys, audit log, leases, allocations, holdback and
+-- shortfalls; the same logical schema as SQLite's. Quantities and money are
+-- BIGINT in fixed units (W, micro-USD, PUE in thousandths); instants are
+-- unix microseconds UTC; NULL retired_us / revoked_us / cancelled_us means
+-- in service / valid / not cancelled. Text that is sorted or paged by
+-- (names, IDs) uses the "C" collation, so that the order is the byte order
+-- SQLite and Go use, whatever the database's locale.
 
 -- +goose Up
--- btree_gist lets a GiST index compare text with =, for the exclusion
--- constraint on allocations. IF NOT EXISTS: it may already be installed
--- (in public, shared by several schemas).
-CREATE EXTENSION IF NOT EXISTS btree_gist;
-
 CREATE TABLE sites (
     name                  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
     facility_w            BIGINT NOT NULL,
@@ -30,8 +26,13 @@ CREATE TABLE power_domains (
     PRIMARY KEY (site, name)
 );
 
+-- ord is the node's ordinal: 1, 2, 3, ... in the order nodes were first
+-- added, kept when a node is retired and comes back. Nodes are never
+-- deleted (they are retired), so every ordinal from 1 to MAX(ord) names a
+-- node.
 CREATE TABLE nodes (
     name          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    ord           BIGINT NOT NULL UNIQUE CHECK (ord >= 1),
     site          TEXT COLLATE "C" NOT NULL REFERENCES sites (name),
     model         TEXT COLLATE "C" NOT NULL,
     gpus          BIGINT NOT NULL,
@@ -48,6 +49,8 @@ CREATE TABLE nodes (
 CREATE INDEX nodes_pool ON nodes (site, model, state);
 CREATE INDEX nodes_state ON nodes (state);
 CREATE INDEX nodes_power_domain ON nodes (site, power_domain);
+-- Allocations check that no node of a run is retired.
+CREATE INDEX nodes_retired_ord ON nodes (ord) WHERE retired_us IS NOT NULL;
 
 CREATE TABLE fleet_revisions (
     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -107,24 +110,76 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
--- The exclusion constraint forbids two allocations of one node over
--- overlapping half-open intervals, even between writers that race past the
--- store's pre-check.
+-- A lease, with its capacity schedule as JSON: [{"from_us", "gpus",
+-- "power_w"}, ...].
+CREATE TABLE leases (
+    id           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    tenant_id    TEXT COLLATE "C" NOT NULL,
+    kind         TEXT   NOT NULL CHECK (kind IN ('contract', 'reservation', 'spot')),
+    pool         TEXT COLLATE "C" NOT NULL,
+    start_us     BIGINT NOT NULL,
+    end_us       BIGINT NOT NULL,
+    schedule     TEXT   NOT NULL,
+    packing      TEXT   NOT NULL,
+    isolation    TEXT   NOT NULL,
+    state        TEXT   NOT NULL
+        CHECK (state IN ('requested', 'admitted', 'scheduled', 'active', 'ended', 'cancelled')),
+    reason       TEXT   NOT NULL,
+    created_us   BIGINT NOT NULL,
+    cancelled_us BIGINT,
+    CHECK (start_us < end_us)
+);
+CREATE INDEX leases_tenant ON leases (tenant_id, id);
+CREATE INDEX leases_pool ON leases (pool, id);
+
+-- An allocation holds the nodes of ordinals [node_from, node_to) over
+-- [start_us, end_us). The exclusion constraint forbids two allocations
+-- holding one node at one instant, even between writers that race; the
+-- store relies on it (it inserts under a savepoint and names the culprit
+-- after a violation), and its GiST index serves the store's overlap
+-- queries. Time comes first: inserts then cost about a third less than
+-- with the node range first (measured with 200,000 allocations).
 CREATE TABLE allocations (
     id        TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-    lease_id  TEXT   NOT NULL,
-    tenant_id TEXT   NOT NULL,
-    node      TEXT COLLATE "C" NOT NULL REFERENCES nodes (name),
+    lease_id  TEXT COLLATE "C" NOT NULL,
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    node_from BIGINT NOT NULL,
+    node_to   BIGINT NOT NULL,
     start_us  BIGINT NOT NULL,
     end_us    BIGINT NOT NULL,
-    CHECK (start_us < end_us),
+    CHECK (node_from < node_to AND start_us < end_us),
     CONSTRAINT allocations_no_overlap
-        EXCLUDE USING gist (node WITH =, int8range(start_us, end_us) WITH &&)
+        EXCLUDE USING gist (int8range(start_us, end_us) WITH &&, int8range(node_from, node_to) WITH &&)
 );
-CREATE INDEX allocations_node ON allocations (node, end_us);
+CREATE INDEX allocations_lease ON allocations (lease_id, start_us, node_from);
+
+-- A pool's holdback schedule: from from_us until the next step, gpus of
+-- the pool are held back from guaranteed leases.
+CREATE TABLE holdback_steps (
+    pool    TEXT COLLATE "C" NOT NULL,
+    from_us BIGINT NOT NULL,
+    gpus    BIGINT NOT NULL CHECK (gpus >= 0),
+    PRIMARY KEY (pool, from_us)
+);
+
+-- Capacity a guaranteed lease was promised and did not get.
+CREATE TABLE shortfalls (
+    id        TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    lease_id  TEXT COLLATE "C" NOT NULL,
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    node      TEXT COLLATE "C" NOT NULL,
+    gpus      BIGINT NOT NULL,
+    from_us   BIGINT NOT NULL,
+    to_us     BIGINT NOT NULL,
+    CHECK (from_us < to_us)
+);
+CREATE INDEX shortfalls_lease ON shortfalls (lease_id, from_us);
 
 -- +goose Down
+DROP TABLE shortfalls;
+DROP TABLE holdback_steps;
 DROP TABLE allocations;
+DROP TABLE leases;
 DROP TABLE audit_log;
 DROP FUNCTION audit_log_append_only();
 DROP TABLE api_keys;

@@ -1,0 +1,398 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
+)
+
+// registerLeaseRoutes adds quotes, leases, capacity, holdback and node
+// state routes; called from registerRoutes.
+func (s *Server) registerLeaseRoutes() {
+	register(s, huma.Operation{OperationID: "create-quote", Method: http.MethodPost, Path: "/v1/quotes", Tags: []string{"leases"},
+		Summary:     "Would this lease be admitted now? Where, or why not and from when",
+		Description: "Answers feasibility, the placement it would get, or the reason it does not fit and the earliest start at which the same request would. Commits nothing."},
+		tenant.PermLeasesRead, s.createQuote)
+	register(s, huma.Operation{OperationID: "create-lease", Method: http.MethodPost, Path: "/v1/leases", Tags: []string{"leases"},
+		Summary:       "Request a lease: admitted and placed on nodes, or refused (409) with the reason and the earliest start that fits",
+		DefaultStatus: http.StatusCreated}, tenant.PermLeasesWrite, s.createLease)
+	register(s, huma.Operation{OperationID: "list-leases", Method: http.MethodGet, Path: "/v1/leases", Tags: []string{"leases"},
+		Summary: "Leases by ID: all for operators, its own for a tenant key"}, tenant.PermLeasesRead, s.listLeases)
+	register(s, huma.Operation{OperationID: "get-lease", Method: http.MethodGet, Path: "/v1/leases/{lease}", Tags: []string{"leases"},
+		Summary: "One lease"}, tenant.PermLeasesRead, s.getLease)
+	register(s, huma.Operation{OperationID: "cancel-lease", Method: http.MethodPost, Path: "/v1/leases/{lease}/cancel", Tags: []string{"leases"},
+		Summary: "Cancel a lease: allocations not started are dropped, running ones end now"}, tenant.PermLeasesWrite, s.cancelLease)
+	register(s, huma.Operation{OperationID: "list-lease-allocations", Method: http.MethodGet, Path: "/v1/leases/{lease}/allocations", Tags: []string{"leases"},
+		Summary: "A lease's allocations (nodes over time) and recorded shortfalls"}, tenant.PermLeasesRead, s.leaseAllocations)
+	register(s, huma.Operation{OperationID: "get-capacity", Method: http.MethodGet, Path: "/v1/capacity", Tags: []string{"capacity"},
+		Summary: "A pool's capacity series: physical, healthy, holdback, contract, reservation, spot and free GPUs per step"},
+		tenant.PermCapacityRead, s.getCapacity)
+	register(s, huma.Operation{OperationID: "get-holdback", Method: http.MethodGet, Path: "/v1/holdback", Tags: []string{"capacity"},
+		Summary: "A pool's holdback schedule"}, tenant.PermCapacityRead, s.getHoldback)
+	register(s, huma.Operation{OperationID: "set-holdback", Method: http.MethodPost, Path: "/v1/holdback", Tags: []string{"capacity"},
+		Summary:     "Replace a pool's holdback schedule",
+		Description: "From each step on, its GPUs are never leased as guaranteed capacity. Refused (409) when guaranteed leases already admitted would no longer fit."},
+		tenant.PermCapacityWrite, s.setHoldback)
+	register(s, huma.Operation{OperationID: "set-node-state", Method: http.MethodPost, Path: "/v1/nodes/{node}/state", Tags: []string{"fleet"},
+		Summary:     "Mark a node failed, in maintenance, or available again (repaired)",
+		Description: "A node leaving service is replaced, for every guaranteed lease holding it from now on, by a free node in the same leaf group, else pod, else anywhere allowed; what cannot be replaced is recorded as a shortfall."},
+		tenant.PermNodesWrite, s.setNodeState)
+}
+
+// Step is one ramp step of a contract's schedule.
+type Step struct {
+	From time.Time `json:"from" doc:"On a whole UTC hour; the first step starts the contract."`
+	GPUs int64     `json:"gpus,omitempty" doc:"GPUs from this step on (whole nodes)."`
+	MW   float64   `json:"mw,omitempty" doc:"Or megawatts of facility power, converted to whole nodes through each node's IT power × PUE."`
+}
+
+// LeaseRequest asks for a lease (or a quote).
+type LeaseRequest struct {
+	Tenant    string    `json:"tenant,omitempty" pattern:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$" doc:"The tenant the lease is for: required for operator keys, implied by tenant keys."`
+	Kind      string    `json:"kind" required:"true" enum:"contract,reservation,spot"`
+	Pool      string    `json:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$" doc:"site/GPU-MODEL, e.g. ref-300mw/H100-SXM"`
+	Start     time.Time `json:"start,omitzero" doc:"First hour (whole UTC hour); omitted for spot, which starts now."`
+	End       time.Time `json:"end" required:"true" doc:"End of the window (whole UTC hour), exclusive."`
+	GPUs      int64     `json:"gpus,omitempty" doc:"Size of a reservation or spot lease, or of a contract without ramp steps; whole nodes."`
+	Schedule  []Step    `json:"schedule,omitempty" maxItems:"1000" doc:"A contract's ramp steps."`
+	Packing   string    `json:"packing,omitempty" enum:"any,node,nvlink-domain,leaf,pod" doc:"Topology packing; default any."`
+	Isolation string    `json:"isolation,omitempty" enum:"shared-leaf,dedicated-leaf" doc:"dedicated-leaf: no other tenant under the same leaf switches; default shared-leaf."`
+}
+
+func (r LeaseRequest) domain() (lease.Request, error) {
+	out := lease.Request{Kind: lease.Kind(r.Kind), Pool: r.Pool, Start: r.Start, End: r.End, GPUs: unit.GPUs(r.GPUs),
+		Packing: lease.Packing(r.Packing), Isolation: lease.Isolation(r.Isolation)}
+	for _, s := range r.Schedule {
+		w, err := unit.PowerFromMW(s.MW)
+		if err != nil {
+			w = -1 // out of range: the domain's rule names the field
+		}
+		out.Schedule = append(out.Schedule, lease.Step{From: s.From, GPUs: unit.GPUs(s.GPUs), Power: w})
+	}
+	return out, nil
+}
+
+func stepsJSON(steps []lease.Step) []Step {
+	out := make([]Step, len(steps))
+	for i, s := range steps {
+		out[i] = Step{From: s.From, GPUs: int64(s.GPUs), MW: s.Power.MW()}
+	}
+	return out
+}
+
+// Lease is a lease on the wire.
+type Lease struct {
+	ID        string     `json:"id"`
+	Tenant    string     `json:"tenant"`
+	Kind      string     `json:"kind"`
+	Pool      string     `json:"pool"`
+	Start     time.Time  `json:"start"`
+	End       time.Time  `json:"end"`
+	GPUs      int64      `json:"gpus" doc:"The largest step of the schedule."`
+	Schedule  []Step     `json:"schedule"`
+	Packing   string     `json:"packing"`
+	Isolation string     `json:"isolation"`
+	State     string     `json:"state" enum:"scheduled,active,ended,cancelled"`
+	Reason    string     `json:"reason,omitempty"`
+	Created   time.Time  `json:"created"`
+	Cancelled *time.Time `json:"cancelled,omitempty"`
+}
+
+func (s *Server) leaseJSON(l lease.Lease) Lease {
+	out := Lease{ID: l.ID, Tenant: l.TenantID, Kind: string(l.Kind), Pool: l.Pool, Start: l.Start, End: l.End,
+		GPUs: int64(l.MaxGPUs()), Schedule: stepsJSON(l.Schedule), Packing: string(l.Packing), Isolation: string(l.Isolation),
+		State: string(l.StateAt(s.eng.Clock().Now())), Reason: l.Reason, Created: l.Created}
+	if !l.Cancelled.IsZero() {
+		out.Cancelled = &l.Cancelled
+	}
+	return out
+}
+
+// Allocation is a lease holding nodes over an interval.
+type Allocation struct {
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Nodes []string  `json:"nodes"`
+}
+
+// Shortfall is capacity a guaranteed lease was promised and did not get.
+type Shortfall struct {
+	Node     string    `json:"node" doc:"The failed node that could not be replaced."`
+	GPUs     int64     `json:"gpus"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	GPUHours float64   `json:"gpu_hours"`
+}
+
+func shortfallsJSON(ss []lease.Shortfall) []Shortfall {
+	out := make([]Shortfall, len(ss))
+	for i, sf := range ss {
+		out[i] = Shortfall{Node: sf.Node, GPUs: int64(sf.GPUs), From: sf.From, To: sf.To, GPUHours: sf.GPUHours()}
+	}
+	return out
+}
+
+// LeaseCreated is an admitted lease with where it was placed.
+type LeaseCreated struct {
+	Lease
+	Allocations []Allocation `json:"allocations"`
+}
+
+// Quote answers a what-if lease request.
+type Quote struct {
+	Feasible      bool       `json:"feasible"`
+	Reason        string     `json:"reason,omitempty" doc:"Why not: capacity, topology, power or isolation."`
+	Detail        string     `json:"detail,omitempty"`
+	EarliestStart *time.Time `json:"earliest_start,omitempty" doc:"The earliest start (at or after the one asked) at which the same request fits; absent when none was found."`
+	Kind          string     `json:"kind"`
+	Pool          string     `json:"pool"`
+	Start         time.Time  `json:"start"`
+	End           time.Time  `json:"end"`
+	Schedule      []Step     `json:"schedule" doc:"With megawatts converted to GPUs."`
+	Nodes         int        `json:"nodes" doc:"Nodes of the largest step's placement."`
+	LeafGroups    int        `json:"leaf_groups"`
+	Pods          int        `json:"pods"`
+}
+
+type leaseRequestIn struct {
+	Body LeaseRequest
+}
+
+func (s *Server) createQuote(ctx context.Context, p tenant.Principal, in *leaseRequestIn) (*body[Quote], error) {
+	r, err := in.Body.domain()
+	if err != nil {
+		return nil, err
+	}
+	q, err := s.eng.Quote(ctx, p, in.Body.Tenant, r)
+	if err != nil {
+		return nil, err
+	}
+	out := Quote{Feasible: q.Feasible, Kind: string(q.Kind), Pool: q.Pool, Start: q.Start, End: q.End,
+		Schedule: stepsJSON(q.Schedule), Nodes: q.Nodes, LeafGroups: q.LeafGroups, Pods: q.Pods}
+	if ref := q.Refusal; ref != nil {
+		out.Reason, out.Detail = ref.Reason, ref.Detail
+		if !ref.EarliestStart.IsZero() {
+			out.EarliestStart = &ref.EarliestStart
+		}
+	}
+	return ok(out)
+}
+
+func (s *Server) createLease(ctx context.Context, p tenant.Principal, in *leaseRequestIn) (*body[LeaseCreated], error) {
+	r, err := in.Body.domain()
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.eng.RequestLease(ctx, p, in.Body.Tenant, r)
+	if err != nil {
+		return nil, err
+	}
+	out := LeaseCreated{Lease: s.leaseJSON(res.Lease), Allocations: make([]Allocation, len(res.Allocations))}
+	names, err := s.eng.NodeNames(ctx, res.Allocations)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range res.Allocations {
+		out.Allocations[i] = Allocation{ID: a.ID, Start: a.Start, End: a.End, Nodes: names[i]}
+	}
+	return ok(out)
+}
+
+type leasesIn struct {
+	Tenant string `query:"tenant" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" doc:"Only this tenant's leases (tenant keys always see only their own)."`
+	Pool   string `query:"pool" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+	Cursor string `query:"cursor" pattern:"^(ls_[0-9a-f]{16})?$" doc:"next_cursor of the previous page"`
+}
+
+// LeasePage is one page of leases.
+type LeasePage struct {
+	Items      []Lease `json:"items"`
+	NextCursor string  `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listLeases(ctx context.Context, p tenant.Principal, in *leasesIn) (*body[LeasePage], error) {
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	ls, err := s.eng.Leases(ctx, p, engine.LeaseFilter{TenantID: in.Tenant, Pool: in.Pool, After: in.Cursor, Limit: limit + 1})
+	if err != nil {
+		return nil, err
+	}
+	out := LeasePage{Items: make([]Lease, 0, min(len(ls), limit))}
+	for i, l := range ls {
+		if i == limit {
+			out.NextCursor = ls[limit-1].ID
+			break
+		}
+		out.Items = append(out.Items, s.leaseJSON(l))
+	}
+	return ok(out)
+}
+
+type leasePath struct {
+	Lease string `path:"lease" pattern:"^ls_[0-9a-f]{16}$"`
+}
+
+func (s *Server) getLease(ctx context.Context, p tenant.Principal, in *leasePath) (*body[Lease], error) {
+	l, err := s.eng.Lease(ctx, p, in.Lease)
+	if err != nil {
+		return nil, err
+	}
+	return ok(s.leaseJSON(l))
+}
+
+type cancelIn struct {
+	Lease string `path:"lease" pattern:"^ls_[0-9a-f]{16}$"`
+	Body  struct {
+		Reason string `json:"reason,omitempty" maxLength:"500"`
+	}
+}
+
+func (s *Server) cancelLease(ctx context.Context, p tenant.Principal, in *cancelIn) (*body[Lease], error) {
+	l, err := s.eng.CancelLease(ctx, p, in.Lease, in.Body.Reason)
+	if err != nil {
+		return nil, err
+	}
+	return ok(s.leaseJSON(l))
+}
+
+// LeaseAllocations is where a lease's nodes are, over time.
+type LeaseAllocations struct {
+	Allocations []Allocation `json:"allocations"`
+	Shortfalls  []Shortfall  `json:"shortfalls"`
+}
+
+func (s *Server) leaseAllocations(ctx context.Context, p tenant.Principal, in *leasePath) (*body[LeaseAllocations], error) {
+	as, short, err := s.eng.LeaseAllocations(ctx, p, in.Lease)
+	if err != nil {
+		return nil, err
+	}
+	out := LeaseAllocations{Allocations: make([]Allocation, len(as)), Shortfalls: shortfallsJSON(short)}
+	for i, a := range as {
+		out.Allocations[i] = Allocation{ID: a.ID, Start: a.Start, End: a.End, Nodes: a.Nodes}
+	}
+	return ok(out)
+}
+
+type capacityIn struct {
+	Pool string    `query:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+	From time.Time `query:"from" required:"true" doc:"RFC 3339; rounded down to the hour."`
+	To   time.Time `query:"to" required:"true" doc:"RFC 3339, exclusive; rounded up to the hour."`
+	Step string    `query:"step" default:"1h" pattern:"^[0-9]{1,6}h$" doc:"A whole number of hours, e.g. 1h, 24h, 168h."`
+}
+
+// CapacityPoint is one step of a capacity series, in GPUs: the fewest
+// healthy and free, and the most held back and allocated by kind, over
+// [at, at+step).
+type CapacityPoint struct {
+	At          time.Time `json:"at"`
+	Physical    int64     `json:"physical"`
+	Healthy     int64     `json:"healthy"`
+	Holdback    int64     `json:"holdback"`
+	Contract    int64     `json:"contract"`
+	Reservation int64     `json:"reservation"`
+	Spot        int64     `json:"spot"`
+	Free        int64     `json:"free" doc:"What a guaranteed lease may still take: healthy − holdback − contract − reservation."`
+}
+
+// Capacity is a pool's capacity series.
+type Capacity struct {
+	Pool   string          `json:"pool"`
+	Step   string          `json:"step"`
+	Points []CapacityPoint `json:"points"`
+}
+
+func (s *Server) getCapacity(ctx context.Context, p tenant.Principal, in *capacityIn) (*body[Capacity], error) {
+	step, err := time.ParseDuration(in.Step)
+	if err != nil {
+		return nil, huma.Error422UnprocessableEntity("invalid step", &huma.ErrorDetail{Location: "query.step", Message: "must be a whole number of hours, e.g. 24h", Value: in.Step})
+	}
+	pts, err := s.eng.Capacity(ctx, p, in.Pool, in.From, in.To, step)
+	if err != nil {
+		return nil, err
+	}
+	out := Capacity{Pool: in.Pool, Step: in.Step, Points: make([]CapacityPoint, len(pts))}
+	for i, pt := range pts {
+		out.Points[i] = CapacityPoint{At: pt.At, Physical: int64(pt.Physical), Healthy: int64(pt.Healthy), Holdback: int64(pt.Holdback),
+			Contract: int64(pt.Contract), Reservation: int64(pt.Reservation), Spot: int64(pt.Spot), Free: int64(pt.Free)}
+	}
+	return ok(out)
+}
+
+// HoldbackStep is one step of a holdback schedule.
+type HoldbackStep struct {
+	From time.Time `json:"from" doc:"On a whole UTC hour."`
+	GPUs int64     `json:"gpus" minimum:"0"`
+}
+
+// Holdback is a pool's holdback schedule.
+type Holdback struct {
+	Pool  string         `json:"pool" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+	Steps []HoldbackStep `json:"steps" maxItems:"10000"`
+}
+
+type holdbackQuery struct {
+	Pool string `query:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+}
+
+func (s *Server) getHoldback(ctx context.Context, p tenant.Principal, in *holdbackQuery) (*body[Holdback], error) {
+	steps, err := s.eng.Holdback(ctx, p, in.Pool)
+	if err != nil {
+		return nil, err
+	}
+	out := Holdback{Pool: in.Pool, Steps: make([]HoldbackStep, len(steps))}
+	for i, st := range steps {
+		out.Steps[i] = HoldbackStep{From: st.From, GPUs: int64(st.GPUs)}
+	}
+	return ok(out)
+}
+
+type holdbackIn struct {
+	Body Holdback
+}
+
+func (s *Server) setHoldback(ctx context.Context, p tenant.Principal, in *holdbackIn) (*body[Holdback], error) {
+	steps := make([]engine.HoldbackStep, len(in.Body.Steps))
+	for i, st := range in.Body.Steps {
+		steps[i] = engine.HoldbackStep{From: st.From, GPUs: unit.GPUs(st.GPUs)}
+	}
+	if err := s.eng.SetHoldback(ctx, p, in.Body.Pool, steps); err != nil {
+		return nil, err
+	}
+	return ok(in.Body)
+}
+
+type nodeStateIn struct {
+	Node string `path:"node" pattern:"^[A-Za-z0-9.-]{1,253}$"`
+	Body struct {
+		State  string `json:"state" required:"true" enum:"available,failed,maintenance" doc:"available = repaired / back in service."`
+		Reason string `json:"reason,omitempty" maxLength:"500"`
+	}
+}
+
+// NodeStateChange says what a node state change did.
+type NodeStateChange struct {
+	Node       Node        `json:"node"`
+	Ended      int         `json:"allocations_ended" doc:"Allocations on the node from now on, ended or split."`
+	Replaced   int         `json:"replaced" doc:"Of those, guaranteed ones given a replacement node."`
+	Shortfalls []Shortfall `json:"shortfalls" doc:"Guaranteed capacity that could not be replaced."`
+}
+
+func (s *Server) setNodeState(ctx context.Context, p tenant.Principal, in *nodeStateIn) (*body[NodeStateChange], error) {
+	res, err := s.eng.SetNodeState(ctx, p, in.Node, fleet.State(in.Body.State), in.Body.Reason)
+	if err != nil {
+		return nil, err
+	}
+	return ok(NodeStateChange{Node: nodeJSON(res.Node), Ended: res.Ended, Replaced: res.Replaced, Shortfalls: shortfallsJSON(res.Shortfalls)})
+}

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/placement"
+	"github.com/neocloud/neocloud/internal/unit"
+	"github.com/neocloud/neocloud/internal/valid"
+)
+
+// Refusal answers a valid request that does not fit: Reason is one word
+// (capacity, topology, power, isolation, holdback, state), Detail says why
+// in numbers, and EarliestStart, when not zero, is the earliest start at or
+// after the one asked for at which the same request (shifted in time) fits.
+type Refusal struct {
+	Reason        string
+	Detail        string
+	EarliestStart time.Time
+}
+
+func (r *Refusal) Error() string {
+	s := fmt.Sprintf("does not fit (%s): %s", r.Reason, r.Detail)
+	if !r.EarliestStart.IsZero() {
+		s += "; earliest start that fits: " + r.EarliestStart.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// Quote is the answer to a what-if lease request: feasible or not, why,
+// and where it would go.
+type Quote struct {
+	Feasible bool
+	Refusal  *Refusal // nil when feasible
+	Kind     lease.Kind
+	Pool     string
+	Start    time.Time
+	End      time.Time
+	// Schedule is the request's schedule with power converted to GPUs.
+	Schedule []lease.Step
+	// Nodes, LeafGroups and Pods describe the largest step's placement.
+	Nodes      int
+	LeafGroups int
+	Pods       int
+}
+
+// maxEarliestTries bounds the placements tried while looking for the
+// earliest start of a refused request: counts find each candidate in
+// O(log n); placement confirms it.
+const maxEarliestTries = 16
+
+// resolve validates r against the fleet and returns the lease it asks for
+// (without ID, tenant or state) and its pool. Errors are *valid.Error.
+func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCap, error) {
+	ownSchedule := len(r.Schedule) > 0
+	r.Normalize()
+	if err := r.Validate(now, c.horizonEnd(now)); err != nil {
+		return lease.Lease{}, nil, err
+	}
+	var e valid.Error
+	p := c.pools[r.Pool]
+	if p == nil {
+		e.Add("pool", r.Pool, "must be a pool of the fleet (site/MODEL); see neocloud pools list")
+		return lease.Lease{}, nil, e.Err()
+	}
+	l := lease.Lease{Kind: r.Kind, Pool: r.Pool, Start: r.Start, End: r.End, Packing: r.Packing, Isolation: r.Isolation}
+	if r.Kind == lease.Spot {
+		l.Start = now
+	}
+	steps := r.Schedule
+	if len(steps) == 0 {
+		steps = []lease.Step{{From: l.Start, GPUs: r.GPUs}}
+	}
+	l.Schedule = make([]lease.Step, len(steps))
+	for i, s := range steps {
+		field := "gpus"
+		if ownSchedule {
+			field = fmt.Sprintf("schedule[%d].gpus", i)
+		}
+		if s.Power > 0 {
+			field = fmt.Sprintf("schedule[%d].mw", i)
+			if p.nodeFacilityW <= 0 {
+				e.Add(field, s.Power.MW(), "cannot be converted: pool %s has no node with a power rating", p.id)
+				continue
+			}
+			nodes := int64(s.Power / p.nodeFacilityW)
+			if nodes == 0 {
+				e.Add(field, s.Power.MW(), "is less than one node of pool %s (%s facility power per node)", p.id, p.nodeFacilityW)
+				continue
+			}
+			s.GPUs = unit.GPUs(nodes) * p.gpusPerNode
+		}
+		if p.gpusPerNode > 0 && s.GPUs%p.gpusPerNode != 0 {
+			e.Add(field, int64(s.GPUs), "must be a multiple of %d (whole nodes of pool %s)", p.gpusPerNode, p.id)
+		}
+		l.Schedule[i] = s
+	}
+	return l, p, e.Err()
+}
+
+// fits checks every step of l, shifted by shift, against the pool's counts
+// and places it; it returns the nodes of each segment or the refusal.
+func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration) ([]placement.Plan, *Refusal) {
+	cal, what := p.free, "guaranteed"
+	if !l.Kind.Guaranteed() {
+		cal, what = p.idle, "spot"
+	}
+	segs := l.Segments()
+	plans := make([]placement.Plan, 0, len(segs))
+	var prev []int64
+	for _, s := range segs {
+		start, end := s.Start.Add(shift), s.End.Add(shift)
+		from, to := c.floor(start), c.ceil(end)
+		if from < 0 || to > c.slots {
+			return nil, &Refusal{Reason: "capacity", Detail: "the window is outside the calendar"}
+		}
+		if m := cal.Min(from, to); m < int64(s.GPUs) {
+			at := cal.FirstBelow(from, to, int64(s.GPUs))
+			return nil, &Refusal{Reason: "capacity", Detail: fmt.Sprintf(
+				"pool %s has %d GPUs free for %s leases at %s; %d asked",
+				p.id, cal.At(at), what, c.timeOf(at).Format(time.RFC3339), s.GPUs)}
+		}
+		plan, err := placement.Place(c.ix, placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
+			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev})
+		if err != nil {
+			var pe *placement.Error
+			if errors.As(err, &pe) {
+				return nil, &Refusal{Reason: string(pe.Reason), Detail: pe.Detail}
+			}
+			return nil, &Refusal{Reason: "topology", Detail: err.Error()}
+		}
+		plans = append(plans, plan)
+		prev = plan.Nodes
+	}
+	return plans, nil
+}
+
+// earliest returns the earliest start after l's at which l, shifted,
+// fits; zero when none is found within the horizon and the tries.
+func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time {
+	if !l.Kind.Guaranteed() {
+		return time.Time{}
+	}
+	length := c.ceil(l.End) - c.floor(l.Start)
+	before := c.ceil(c.horizonEnd(now))
+	need := int64(l.MaxGPUs())
+	from := c.floor(l.Start) + 1
+	for range maxEarliestTries {
+		s, ok := p.free.EarliestFit(from, before, length, need)
+		if !ok {
+			return time.Time{}
+		}
+		shift := c.timeOf(s).Sub(l.Start)
+		if _, ref := c.fits(p, l, shift); ref == nil {
+			return c.timeOf(s)
+		}
+		from = s + 1
+	}
+	return time.Time{}
+}
+
+// admit admits r for tenant as lease id, or returns a *Refusal or a
+// *valid.Error. On success the lease and its allocations are in the
+// in-memory state; the caller persists them.
+func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request) (*lease.Lease, []lease.Allocation, error) {
+	l, p, err := c.resolve(now, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.ID, l.TenantID, l.State, l.Created = id, tenantID, lease.Scheduled, now
+	plans, ref := c.fits(p, &l, 0)
+	if ref != nil {
+		ref.EarliestStart = c.earliest(now, p, &l)
+		return nil, nil, ref
+	}
+	lp := &l
+	var allocs []lease.Allocation
+	for i, s := range l.Segments() {
+		allocs = append(allocs, c.newAllocs(lp, plans[i].Nodes, s.Start, s.End)...)
+	}
+	for i, a := range allocs {
+		if err := c.addAlloc(lp, a); err != nil {
+			for _, done := range allocs[:i] {
+				_, _ = c.endAlloc(lp, done, done.Start)
+			}
+			return nil, nil, fmt.Errorf("lease %s: record allocation %s: %w", id, a.ID, err)
+		}
+	}
+	c.leases[id] = lp
+	return lp, allocs, nil
+}
+
+// quote answers r without changing anything.
+func (c *capState) quote(now time.Time, tenantID string, r lease.Request) (Quote, error) {
+	l, p, err := c.resolve(now, r)
+	if err != nil {
+		return Quote{}, err
+	}
+	l.TenantID = tenantID
+	q := Quote{Kind: l.Kind, Pool: l.Pool, Start: l.Start, End: l.End, Schedule: slices.Clone(l.Schedule)}
+	plans, ref := c.fits(p, &l, 0)
+	if ref != nil {
+		ref.EarliestStart = c.earliest(now, p, &l)
+		q.Refusal = ref
+		return q, nil
+	}
+	q.Feasible = true
+	for _, pl := range plans {
+		if len(pl.Nodes) > q.Nodes {
+			q.Nodes, q.LeafGroups, q.Pods = len(pl.Nodes), pl.LeafGroups, pl.Pods
+		}
+	}
+	return q, nil
+}

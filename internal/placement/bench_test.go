@@ -1,0 +1,198 @@
+package placement
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/lease"
+)
+
+// benchSlots is a year of hourly slots.
+const benchSlots = 365 * 24
+
+// uniformFleet returns 32,000 8-GPU nodes of 10.2 kW (FLEET.md, H100 SXM)
+// in leaf groups of 32 (NVIDIA's scalable unit) and pods of 16 leaf groups,
+// all in one power domain of 400 MW, and the pool's ID.
+func uniformFleet() (Topology, string) {
+	const pool = "uni/H100-SXM"
+	topo := Topology{DomainBudgetW: map[string]int64{"uni/hall": 400_000_000}}
+	for i := range 32_000 {
+		leaf, pod := i/32, i/32/16
+		topo.Nodes = append(topo.Nodes, Node{Ordinal: int64(i + 1), Name: fmt.Sprintf("n%05d", i), Pool: pool, GPUs: 8,
+			PowerW: 10_200, PowerDomain: "uni/hall", Pod: fmt.Sprintf("uni/p%02d", pod), Leaf: fmt.Sprintf("uni/p%02d/l%02d", pod, leaf%16),
+			NVLink: fmt.Sprintf("uni/n%05d", i), Schedulable: true})
+	}
+	return topo, pool
+}
+
+// referenceFleet returns a fleet shaped like DESIGN.md's reference site
+// (FLEET.md, "The reference site"): three halls of 12 H100 pods and one of
+// 12 H200 pods, each pod 16 leaf groups of 32 8-GPU nodes of 10.2 kW, and
+// a hall of 6 GB200 pods of 8 leaf groups of 8 NVL72 racks of 18 trays of
+// 7.333 kW; 31,488 nodes. Halls 1-4 have 52 MW each, hall 5 42 MW, so the
+// site is power-capped.
+func referenceFleet() (Topology, []string) {
+	topo := Topology{DomainBudgetW: map[string]int64{}}
+	o := int64(1)
+	addHGX := func(hall int, model string) {
+		dom := fmt.Sprintf("ref/hall-%d", hall)
+		topo.DomainBudgetW[dom] = 52_000_000
+		for p := range 12 {
+			pod := fmt.Sprintf("ref/h%d-p%02d", hall, p)
+			for l := range 16 {
+				lf := fmt.Sprintf("%s/l%02d", pod, l)
+				for n := range 32 {
+					name := fmt.Sprintf("%s/n%02d", lf, n)
+					topo.Nodes = append(topo.Nodes, Node{Ordinal: o, Name: name, Pool: "ref/" + model, GPUs: 8, PowerW: 10_200,
+						PowerDomain: dom, Pod: pod, Leaf: lf, NVLink: name, Schedulable: true})
+					o++
+				}
+			}
+		}
+	}
+	for hall := 1; hall <= 3; hall++ {
+		addHGX(hall, "H100-SXM")
+	}
+	addHGX(4, "H200-SXM")
+	topo.DomainBudgetW["ref/hall-5"] = 42_000_000
+	for p := range 6 {
+		pod := fmt.Sprintf("ref/h5-p%02d", p)
+		for l := range 8 {
+			lf := fmt.Sprintf("%s/l%02d", pod, l)
+			for r := range 8 {
+				rack := fmt.Sprintf("%s/r%02d", lf, r)
+				for n := range 18 {
+					topo.Nodes = append(topo.Nodes, Node{Ordinal: o, Name: fmt.Sprintf("%s/t%02d", rack, n), Pool: "ref/GB200", GPUs: 4,
+						PowerW: 7_333, PowerDomain: "ref/hall-5", Pod: pod, Leaf: lf, NVLink: rack, Schedulable: true})
+					o++
+				}
+			}
+		}
+	}
+	return topo, []string{"ref/H100-SXM", "ref/H200-SXM", "ref/GB200"}
+}
+
+// randomRequest returns a request of n nodes over a random window of 1
+// hour to 30 days starting in the first 180 days.
+func randomRequest(rng *rand.Rand, ix *Index, pool string, n int) Request {
+	start := ix.Origin().Add(time.Duration(rng.IntN(180*24)) * time.Hour)
+	end := start.Add(time.Duration(1+rng.IntN(30*24)) * time.Hour)
+	return Request{Pool: pool, Nodes: n, Start: start, End: end, TenantID: fmt.Sprintf("t%02d", rng.IntN(50))}
+}
+
+// fill adds holds to ix until it has count of them: random requests of 1
+// to 64 nodes (a tenth dedicated-leaf, a tenth whole NVLink domains in
+// pools that have them) in pools chosen in proportion to their size,
+// placed by Place, one hold per run of ordinals.
+func fill(tb testing.TB, ix *Index, pools []string, count int, seed uint64) {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var weights []int
+	total := 0
+	for _, p := range pools {
+		total += len(ix.PoolNodes(p))
+		weights = append(weights, total)
+	}
+	for i := 0; ix.Holds() < count; i++ {
+		x := rng.IntN(total)
+		pool := pools[0]
+		for k, w := range weights {
+			if x < w {
+				pool = pools[k]
+				break
+			}
+		}
+		r := randomRequest(rng, ix, pool, 1+rng.IntN(64))
+		if rng.IntN(10) == 0 {
+			r.Isolation = lease.DedicatedLeaf
+		}
+		if pool == "ref/GB200" && rng.IntN(10) == 0 {
+			r.Packing, r.Nodes = lease.PackNVLinkDomain, 18*(1+rng.IntN(4))
+		}
+		plan, err := Place(ix, r)
+		if err != nil {
+			continue
+		}
+		for k, run := range lease.Runs(plan.Nodes) {
+			add(tb, ix, Hold{ID: fmt.Sprintf("h%d.%d", i, k), LeaseID: fmt.Sprintf("l%d", i), TenantID: r.TenantID,
+				Dedicated: r.Isolation == lease.DedicatedLeaf, NodeFrom: run[0], NodeTo: run[1], Start: r.Start, End: r.End})
+		}
+	}
+}
+
+// benchPlace measures Place for 100-node requests over random windows.
+func benchPlace(b *testing.B, ix *Index, pools []string) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	reqs := make([]Request, 256)
+	for i := range reqs {
+		reqs[i] = randomRequest(rng, ix, pools[i%len(pools)], 100)
+	}
+	failed := 0
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Place(ix, reqs[i%len(reqs)]); err != nil {
+			failed++
+		}
+		i++
+	}
+	b.ReportMetric(float64(failed)/float64(i), "refused/op")
+}
+
+func BenchmarkPlace(b *testing.B) {
+	topo, pool := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), benchSlots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, ix, []string{pool}, 10_000, 1)
+	ix.compact()
+	benchPlace(b, ix, []string{pool})
+}
+
+func BenchmarkPlaceReference(b *testing.B) {
+	topo, pools := referenceFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), benchSlots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, ix, pools, 10_000, 2)
+	for _, pool := range pools {
+		b.Run(pool[len("ref/"):], func(b *testing.B) { benchPlace(b, ix, []string{pool}) })
+	}
+}
+
+// BenchmarkAdd measures Add and Remove of a 32-node hold in a full index.
+func BenchmarkAdd(b *testing.B) {
+	topo, pool := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), benchSlots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, ix, []string{pool}, 10_000, 1)
+	rng := rand.New(rand.NewPCG(3, 3))
+	var holds []Hold
+	for len(holds) < 256 {
+		r := randomRequest(rng, ix, pool, 32)
+		plan, err := Place(ix, r)
+		if err != nil {
+			continue
+		}
+		run := lease.Runs(plan.Nodes)[0]
+		holds = append(holds, Hold{ID: fmt.Sprintf("x%d", len(holds)), TenantID: r.TenantID,
+			NodeFrom: run[0], NodeTo: run[1], Start: r.Start, End: r.End})
+	}
+	i := 0
+	for b.Loop() {
+		h := holds[i%len(holds)]
+		if err := ix.Add(h); err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.Remove(h.ID); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -1,0 +1,1302 @@
+package placement
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/lease"
+)
+
+// Request asks for whole nodes of one pool over [Start, End).
+type Request struct {
+	Pool       string
+	Nodes      int
+	Start, End time.Time
+	// Packing: any and node take nodes anywhere in the pool, in as few
+	// leaf groups and then pods as possible; nvlink-domain takes complete
+	// NVLink domains of the pool's largest domain size only; leaf puts
+	// every node in one leaf group; pod puts every node in one pod. ""
+	// means any.
+	Packing lease.Packing
+	// Isolation dedicated-leaf takes only leaf groups where no other
+	// tenant holds a node during the window. "" means shared-leaf.
+	Isolation lease.Isolation
+	TenantID  string
+	// Prefer lists ordinals to take first when they are free, for
+	// continuity across a contract's ramp steps.
+	Prefer []int64
+	// Near is 0 or an ordinal: take nodes in its leaf group if they fit
+	// there, else in its pod, else anywhere (replacing a failed node).
+	Near int64
+	// Within is "" or a leaf group or pod key: take only nodes under it.
+	Within string
+}
+
+// Plan is the nodes Place chose.
+type Plan struct {
+	// Nodes are ordinals, sorted.
+	Nodes []int64
+	// LeafGroups and Pods count the leaf groups and pods the nodes are in.
+	LeafGroups, Pods int
+}
+
+// Reason says why Place found no plan.
+type Reason string
+
+// Reasons, checked in this order: the pool is unknown; it has too few free
+// schedulable nodes over the window; they cannot be packed as asked even
+// ignoring isolation and power; other tenants' leaf groups are off limits;
+// the power domains' budgets leave too little room.
+const (
+	ReasonPool      Reason = "pool"
+	ReasonCapacity  Reason = "capacity"
+	ReasonTopology  Reason = "topology"
+	ReasonIsolation Reason = "isolation"
+	ReasonPower     Reason = "power"
+)
+
+// Error is Place's answer when a request cannot be placed: the Reason, and
+// the Detail in words with numbers.
+type Error struct {
+	Reason Reason
+	Detail string
+}
+
+// Error returns the reason and the detail.
+func (e *Error) Error() string { return "placement: " + string(e.Reason) + ": " + e.Detail }
+
+func refuse(r Reason, format string, args ...any) error {
+	return &Error{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Place chooses nodes for r from ix and returns them, or an *Error with the
+// reason there is no plan; a malformed request (Nodes < 1, an empty or
+// out-of-range window, an unknown packing or isolation, an unknown Near
+// ordinal) gets an error wrapping ErrInvalid. It reads ix only, and the
+// same index and request always give the same plan.
+//
+// A plan's nodes are schedulable nodes of r.Pool with no hold overlapping
+// [Start, End); per power domain, the most IT power its holds may draw in
+// any hourly slot the window touches plus the chosen nodes' power stays
+// within the budget; no chosen leaf group has a node held during the
+// window by another tenant's dedicated-leaf lease or, when r is
+// dedicated-leaf, by another tenant at all; and the nodes are packed as
+// r.Packing asks. Among such plans Place prefers, for any and node packing,
+// the fewest leaf groups (always the least possible when each leaf group
+// lies in one power domain and there are no Prefer or Near nodes), then
+// the fewest pods, then leaf groups that fit most tightly, and within a
+// leaf group the lowest ordinals.
+func Place(ix *Index, r Request) (Plan, error) {
+	p := ix.pools[r.Pool]
+	if p == nil {
+		return Plan{}, refuse(ReasonPool, "no pool %q", r.Pool)
+	}
+	if r.Nodes < 1 {
+		return Plan{}, fmt.Errorf("place: %w: %d nodes, want at least 1", ErrInvalid, r.Nodes)
+	}
+	s, e, err := interval(r.Start, r.End)
+	if err != nil {
+		return Plan{}, fmt.Errorf("place: %w", err)
+	}
+	switch r.Packing {
+	case "":
+		r.Packing = lease.PackAny
+	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain, lease.PackLeaf, lease.PackPod:
+	default:
+		return Plan{}, fmt.Errorf("place: %w: packing %q", ErrInvalid, r.Packing)
+	}
+	switch r.Isolation {
+	case "", lease.SharedLeaf, lease.DedicatedLeaf:
+	default:
+		return Plan{}, fmt.Errorf("place: %w: isolation %q", ErrInvalid, r.Isolation)
+	}
+	unit := 1
+	if r.Packing == lease.PackNVLinkDomain {
+		unit = p.nvlink
+		if r.Nodes%unit != 0 {
+			return Plan{}, refuse(ReasonTopology, "%d nodes is not a multiple of %d, the NVLink domain size of pool %s", r.Nodes, unit, p.id)
+		}
+	}
+	sr := ix.scratch.Get().(*search)
+	defer ix.scratch.Put(sr)
+	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
+		return Plan{}, err
+	}
+	if sr.run(true, true) {
+		return sr.plan(), nil
+	}
+	return Plan{}, sr.explain()
+}
+
+// search is the state of one Place call. Its buffers are reused from call
+// to call through Index.scratch.
+type search struct {
+	buffers
+	ix        *Index
+	p         *pool
+	r         Request
+	s, e      int64
+	tenant    int32 // -1 when the tenant holds nothing
+	dedicated bool
+	unit      int // nodes per unit: 1, or the NVLink domain size
+	k         int // units needed
+
+	within     int   // 0 none, 1 a leaf, 2 a pod
+	withinIdx  int32 // pool leaf or pod index
+	nearLeaf   int32 // Index.leaves index, or -1
+	nearPod    int32 // Index.pods index, or -1
+	hasPref    bool
+	iso, power bool // constraints of the current run
+	freeNodes  int  // free nodes of the leaves scanned
+}
+
+// buffers are a search's slices, indexed by pool leaf (L), pool power
+// domain (D) or pool pod.
+type buffers struct {
+	free, pref, taken []uint64 // node masks per pool leaf, at poolLeaf.off
+	u, prefU          []int32  // free and preferred free units (L)
+	excl              []bool   // leaf closed to the tenant (L)
+	done              []bool   // leaf scanned (L)
+	touched           []bool   // leaf has taken nodes (L)
+	picked            []bool   // leaf picked by minLeaves (L)
+	touchedList       []int32
+	samples           []int   // buckets of Index.held the window covers whole
+	ubs               []int32 // bounds of one pod's leaves
+	capU, capRem      []int64 // units that fit in each power budget (D)
+	tmp, vtmp         []int64 // (D)
+	cands, order, sub []int32
+	pos               []int32 // position of a leaf in order (L)
+	podSum            []int64
+	hist              []int32
+	groups            [][]int32
+	picks             []pick
+	out               []int64
+}
+
+type pick struct {
+	j int32
+	n int
+}
+
+const unlimited = math.MaxInt64 / 4
+
+// take modes: which of a leaf's free units count.
+const (
+	modeAll = iota
+	modePref
+)
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int) error {
+	*s = search{buffers: s.buffers, ix: ix, p: p, r: *r, s: start, e: end, unit: unit, k: r.Nodes / unit,
+		dedicated: r.Isolation == lease.DedicatedLeaf, nearLeaf: -1, nearPod: -1}
+	s.touchedList, s.samples, s.out = s.touchedList[:0], s.samples[:0], s.out[:0]
+	t, ok := ix.tenants[r.TenantID]
+	if !ok {
+		t = -1
+	}
+	s.tenant = t
+	L := len(p.leaves)
+	s.free = grow(s.free, p.words)
+	s.taken = grow(s.taken, p.words)
+	clear(s.taken)
+	s.u = grow(s.u, L)
+	s.excl = grow(s.excl, L)
+	s.touched = grow(s.touched, L)
+	clear(s.touched)
+	s.podSum = grow(s.podSum, len(p.pods))
+	D := len(p.doms)
+	s.capU, s.capRem, s.tmp, s.vtmp = grow(s.capU, D), grow(s.capRem, D), grow(s.tmp, D), grow(s.vtmp, D)
+	s.picked = grow(s.picked, L)
+	clear(s.picked)
+	s.done = grow(s.done, L)
+	clear(s.done)
+	if r.Within != "" {
+		if j, ok := p.leafByKey[r.Within]; ok {
+			s.within, s.withinIdx = 1, j
+		} else if j, ok := p.podByKey[r.Within]; ok {
+			s.within, s.withinIdx = 2, j
+		} else {
+			return refuse(ReasonTopology, "pool %s has no leaf group or pod %q", p.id, r.Within)
+		}
+	}
+	if r.Near != 0 {
+		pos, ok := ix.lookup(r.Near)
+		if !ok {
+			return fmt.Errorf("place: %w: near node ordinal %d is not in the index", ErrInvalid, r.Near)
+		}
+		s.nearLeaf = ix.nodes[pos].leaf
+		s.nearPod = ix.leaves[s.nearLeaf].pod
+	}
+	s.powerCaps()
+	if ix.held != nil {
+		if b0, b1 := ix.fullBuckets(start, end); b1 > b0 {
+			for _, b := range []int{b0, b1 - 1, b0 + (b1-b0)/3, b0 + 2*(b1-b0)/3} {
+				if !slices.Contains(s.samples, b) {
+					s.samples = append(s.samples, b)
+				}
+			}
+		}
+	}
+	if len(r.Prefer) > 0 {
+		s.scanRange(0, L)
+		s.scanPref()
+	}
+	return nil
+}
+
+// scanRange computes the free nodes over the window of leaves [lo, hi)
+// not yet scanned, and whether the tenant may use them.
+func (s *search) scanRange(lo, hi int) {
+	p, ix := s.p, s.ix
+	S, E := s.s, s.e
+	T, ded := s.tenant, s.dedicated
+	free := 0
+	for j := lo; j < hi; j++ {
+		if s.done[j] {
+			continue
+		}
+		s.done[j] = true
+		pl := &p.leaves[j]
+		if len(s.samples) > 0 && s.ubNodes(j) == 0 {
+			// Every node is held throughout a bucket of the window.
+			clear(s.free[pl.off : pl.off+pl.words])
+			s.u[j], s.excl[j] = 0, false
+			continue
+		}
+		lf := &ix.leaves[pl.leaf]
+		ps := lf.pieces
+		// k: the pieces that start before the window ends.
+		k := len(ps)
+		if k > 0 && ps[k-1].start >= E {
+			if k <= 16 {
+				k--
+				for k > 0 && ps[k-1].start >= E {
+					k--
+				}
+			} else {
+				lo, hi := 0, k-1
+				for lo < hi {
+					m := int(uint(lo+hi) >> 1)
+					if ps[m].start >= E {
+						hi = m
+					} else {
+						lo = m + 1
+					}
+				}
+				k = lo
+			}
+		}
+		excl := false
+		var n int
+		if pl.words == 1 {
+			var busy uint64
+			for i := k - 1; i >= 0; i-- {
+				pc := &ps[i]
+				if pc.pmax <= S {
+					break
+				}
+				if pc.end > S {
+					busy |= pc.mask0
+					if pc.tenant != T && (pc.dedicated || ded) {
+						excl = true
+					}
+				}
+			}
+			f := pl.base0 &^ busy
+			s.free[pl.off] = f
+			n = bits.OnesCount64(f)
+		} else {
+			W := int(pl.words)
+			f := s.free[pl.off : int(pl.off)+W]
+			for w := range f {
+				f[w] = lf.sched[w] & pl.mask[w]
+			}
+			for i := k - 1; i >= 0; i-- {
+				pc := &ps[i]
+				if pc.pmax <= S {
+					break
+				}
+				if pc.end > S {
+					for w := range f {
+						f[w] &^= lf.mask(i, w)
+					}
+					if pc.tenant != T && (pc.dedicated || ded) {
+						excl = true
+					}
+				}
+			}
+			for _, x := range f {
+				n += bits.OnesCount64(x)
+			}
+		}
+		free += n
+		if s.unit == 1 {
+			s.u[j] = int32(n)
+		} else {
+			s.u[j] = int32(s.units(j, modeAll))
+		}
+		s.excl[j] = excl
+	}
+	s.freeNodes += free
+}
+
+// bounds returns ub for leaves [lo, hi), in a scratch slice.
+func (s *search) bounds(lo, hi int) []int32 {
+	out := s.ubs[:0]
+	held, L := s.ix.held, len(s.ix.leaves)
+	var rows [4][]uint8
+	for i, b := range s.samples {
+		rows[i] = held[b*L : (b+1)*L]
+	}
+	r0, r1, r2, r3 := rows[0], rows[1], rows[2], rows[3]
+	if r1 == nil {
+		r1 = r0
+	}
+	if r2 == nil {
+		r2 = r0
+	}
+	if r3 == nil {
+		r3 = r0
+	}
+	for j := lo; j < hi; j++ {
+		pl := &s.p.leaves[j]
+		m := max(r0[pl.leaf], r1[pl.leaf], r2[pl.leaf], r3[pl.leaf])
+		out = append(out, (pl.size-int32(m))/int32(s.unit))
+	}
+	s.ubs = out
+	return out
+}
+
+// podBound bounds the free units of pool pod q over the window from
+// Index.podHeld.
+func (s *search) podBound(q int) int {
+	g := int(s.p.pods[q].pod)
+	P := len(s.ix.pods)
+	var m uint16
+	for _, b := range s.samples {
+		m = max(m, s.ix.podHeld[b*P+g])
+	}
+	return (int(s.ix.podNodes[g]) - int(m)) / s.unit
+}
+
+// scanLeaf scans leaf j if it has not been.
+func (s *search) scanLeaf(j int) {
+	if !s.done[j] {
+		s.scanRange(j, j+1)
+	}
+}
+
+// ubNodes bounds the free nodes of leaf j over the window from
+// Index.held, without reading its holds.
+func (s *search) ubNodes(j int) int {
+	pl := &s.p.leaves[j]
+	L := len(s.ix.leaves)
+	var m uint8
+	for _, b := range s.samples {
+		m = max(m, s.ix.held[b*L+int(pl.leaf)])
+	}
+	return int(pl.size) - int(m)
+}
+
+// scanPref marks the preferred nodes and counts the preferred free units.
+func (s *search) scanPref() {
+	p, ix := s.p, s.ix
+	s.pref = grow(s.pref, p.words)
+	clear(s.pref)
+	s.prefU = grow(s.prefU, len(p.leaves))
+	clear(s.prefU)
+	for _, o := range s.r.Prefer {
+		pos, ok := ix.lookup(o)
+		if !ok || ix.nodes[pos].pool != p {
+			continue
+		}
+		n := &ix.nodes[pos]
+		pl := &p.leaves[n.pleaf]
+		s.pref[int(pl.off)+int(n.bit/64)] |= 1 << (n.bit % 64)
+		s.hasPref = true
+	}
+	if !s.hasPref {
+		return
+	}
+	for j := range p.leaves {
+		pl := &p.leaves[j]
+		any := false
+		for w := range pl.words {
+			if s.pref[pl.off+w]&s.free[pl.off+w] != 0 {
+				any = true
+				break
+			}
+		}
+		if any {
+			s.prefU[j] = int32(s.units(j, modePref))
+		}
+	}
+}
+
+// powerCaps computes, per pool power domain, how many units fit in the
+// budget over the window.
+func (s *search) powerCaps() {
+	from, to := s.ix.floor(s.s), s.ix.ceil(s.e)
+	for d, pd := range s.p.doms {
+		dom := &s.ix.domains[pd.dom]
+		held := max(dom.cal.Max(from, to), 0)
+		room := max(dom.budgetW-held, 0)
+		w := pd.unitW * int64(s.unit)
+		if w <= 0 {
+			s.capU[d] = unlimited
+		} else {
+			s.capU[d] = room / w
+		}
+	}
+}
+
+// units counts leaf j's units that are free, untaken and, in modePref,
+// preferred.
+func (s *search) units(j int, mode int) int {
+	pl := &s.p.leaves[j]
+	off, W := int(pl.off), int(pl.words)
+	n := 0
+	if s.unit == 1 {
+		for w := range W {
+			x := s.free[off+w] &^ s.taken[off+w]
+			if mode == modePref {
+				x &= s.pref[off+w]
+			}
+			n += bits.OnesCount64(x)
+		}
+		return n
+	}
+	for u := range len(pl.nvDom) {
+		if s.unitAvail(pl, u, mode) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *search) unitAvail(pl *poolLeaf, u int, mode int) bool {
+	off, W := int(pl.off), int(pl.words)
+	m := pl.nv[u*W : (u+1)*W]
+	pref := mode != modePref
+	for w, x := range m {
+		if x&^(s.free[off+w]&^s.taken[off+w]) != 0 {
+			return false
+		}
+		if !pref && x&s.pref[off+w] != 0 {
+			pref = true
+		}
+	}
+	return pref
+}
+
+// avail returns leaf j's available units in mode, ignoring power.
+func (s *search) avail(j int32, mode int) int {
+	if !s.touched[j] {
+		if mode == modePref {
+			if !s.hasPref {
+				return 0
+			}
+			return int(s.prefU[j])
+		}
+		return int(s.u[j])
+	}
+	return s.units(int(j), mode)
+}
+
+// val returns how many of leaf j's available units fit in caps.
+func (s *search) val(j int32, mode int, caps []int64) int {
+	pl := &s.p.leaves[j]
+	if pl.dom >= 0 {
+		return int(min(int64(s.avail(j, mode)), caps[pl.dom]))
+	}
+	tmp := s.vtmp
+	copy(tmp, caps)
+	return s.take(j, math.MaxInt, mode, tmp, false)
+}
+
+// take takes up to n of leaf j's available units in mode, preferred ones
+// first and lowest ordinals first, within caps, which it decrements. When
+// commit is set it marks them taken and appends their nodes to the plan.
+// It returns the units taken.
+func (s *search) take(j int32, n int, mode int, caps []int64, commit bool) int {
+	got := s.takeUnits(j, n, mode, caps, commit)
+	if commit && got > 0 && !s.touched[j] {
+		s.touched[j] = true
+		s.touchedList = append(s.touchedList, j)
+	}
+	return got
+}
+
+func (s *search) takeUnits(j int32, n int, mode int, caps []int64, commit bool) int {
+	pl := &s.p.leaves[j]
+	lf := &s.ix.leaves[pl.leaf]
+	off, W := int(pl.off), int(pl.words)
+	got := 0
+	passes := 1
+	if s.hasPref && mode == modeAll {
+		passes = 2
+	}
+	for pass := range passes {
+		prefOnly := mode == modePref || passes == 2 && pass == 0
+		if s.unit == 1 {
+			for w := range W {
+				x := s.free[off+w] &^ s.taken[off+w]
+				if prefOnly {
+					x &= s.pref[off+w]
+				} else if passes == 2 {
+					x &^= s.pref[off+w]
+				}
+				for x != 0 && got < n {
+					b := w*64 + bits.TrailingZeros64(x)
+					x &= x - 1
+					d := pl.dom
+					if d < 0 {
+						d = pl.bitDom[b]
+					}
+					if caps[d] <= 0 {
+						if pl.dom >= 0 {
+							return got
+						}
+						continue
+					}
+					caps[d]--
+					got++
+					if commit {
+						s.taken[off+w] |= 1 << (b % 64)
+						s.out = append(s.out, s.ix.nodes[lf.nodes[b]].Ordinal)
+					}
+				}
+			}
+			continue
+		}
+		for u := 0; u < len(pl.nvDom) && got < n; u++ {
+			if !s.unitAvail(pl, u, modeAll) {
+				continue
+			}
+			isPref := s.hasPref && s.unitAvail(pl, u, modePref)
+			if prefOnly && !isPref || passes == 2 && pass == 1 && isPref {
+				continue
+			}
+			d := pl.nvDom[u]
+			if caps[d] <= 0 {
+				continue
+			}
+			caps[d]--
+			got++
+			if commit {
+				m := pl.nv[u*W : (u+1)*W]
+				for w, x := range m {
+					s.taken[off+w] |= x
+					for x != 0 {
+						b := w*64 + bits.TrailingZeros64(x)
+						x &= x - 1
+						s.out = append(s.out, s.ix.nodes[lf.nodes[b]].Ordinal)
+					}
+				}
+			}
+		}
+	}
+	return got
+}
+
+// reset undoes the takes of a run.
+func (s *search) reset() {
+	for _, j := range s.touchedList {
+		pl := &s.p.leaves[j]
+		clear(s.taken[pl.off : pl.off+pl.words])
+		s.touched[j] = false
+	}
+	s.touchedList = s.touchedList[:0]
+	s.out = s.out[:0]
+	for d := range s.capRem {
+		if s.power {
+			s.capRem[d] = s.capU[d]
+		} else {
+			s.capRem[d] = unlimited
+		}
+	}
+}
+
+// candidates returns the leaves the request may use that have a free unit.
+func (s *search) candidates() []int32 {
+	lo, hi := int32(0), int32(len(s.p.leaves))
+	switch s.within {
+	case 1:
+		lo, hi = s.withinIdx, s.withinIdx+1
+	case 2:
+		lo, hi = s.p.pods[s.withinIdx].lo, s.p.pods[s.withinIdx].hi
+	}
+	s.scanRange(int(lo), int(hi))
+	c := s.cands[:0]
+	for j := lo; j < hi; j++ {
+		if s.u[j] > 0 && !(s.iso && s.excl[j]) {
+			c = append(c, j)
+		}
+	}
+	s.cands = c
+	return c
+}
+
+// run looks for a plan with isolation and power applied or not; the plan
+// is in s.out when it returns true.
+func (s *search) run(iso, power bool) bool {
+	s.iso, s.power = iso, power
+	s.reset()
+	if s.within == 0 && s.nearLeaf < 0 && !s.hasPref && s.r.Packing != lease.PackLeaf && s.r.Packing != lease.PackPod && s.quick() {
+		return true
+	}
+	cands := s.candidates()
+	switch s.r.Packing {
+	case lease.PackLeaf:
+		return s.packLeaf(cands)
+	case lease.PackPod:
+		return s.packPod(cands)
+	}
+	if s.nearLeaf >= 0 {
+		sub := s.sub[:0]
+		for _, j := range cands {
+			if s.p.leaves[j].leaf == s.nearLeaf {
+				sub = append(sub, j)
+			}
+		}
+		if s.total(sub, modeAll) >= s.k {
+			s.sub = sub
+			return s.choose(sub, s.k)
+		}
+		sub = sub[:0]
+		for _, j := range cands {
+			if s.ix.leaves[s.p.leaves[j].leaf].pod == s.nearPod {
+				sub = append(sub, j)
+			}
+		}
+		s.sub = sub
+		if s.total(sub, modeAll) >= s.k {
+			return s.choose(sub, s.k)
+		}
+	}
+	return s.choose(cands, s.k)
+}
+
+// quick scans pod by pod and stops at the first pod that holds a plan no
+// other can beat: a single leaf group (the tightest in that pod) or, when
+// no leaf group can hold k units, the fewest leaf groups any plan could
+// need. It returns false, having taken nothing, when no pod does; the
+// caller then looks at every leaf group.
+func (s *search) quick() bool {
+	p := s.p
+	ub := p.maxNodes
+	if s.unit > 1 {
+		ub = p.maxNV
+	}
+	var most int64
+	for _, c := range s.capRem {
+		most = max(most, c)
+	}
+	ub = int(min(int64(ub), most))
+	if ub <= 0 {
+		return false
+	}
+	klb := (s.k + ub - 1) / ub
+	for q := range p.pods {
+		lo, hi := int(p.pods[q].lo), int(p.pods[q].hi)
+		if len(s.samples) > 0 {
+			// Skip the pod when the bounds say it cannot hold the plan,
+			// and scan only the leaf groups that may matter.
+			if s.podBound(q) < s.k {
+				continue
+			}
+			ubs := s.bounds(lo, hi)
+			if klb == 1 {
+				for i, b := range ubs {
+					if int(b) >= s.k {
+						s.scanLeaf(lo + i)
+					}
+				}
+			} else {
+				top := s.hist[:0]
+				for _, b := range ubs {
+					top = insertTop(top, b, klb)
+				}
+				s.hist = top
+				var sum int
+				for _, v := range top {
+					sum += int(v)
+				}
+				if sum < s.k {
+					continue
+				}
+				for i, b := range ubs {
+					if b > 0 {
+						s.scanLeaf(lo + i)
+					}
+				}
+			}
+		} else {
+			s.scanRange(lo, hi)
+		}
+		group := s.sub[:0]
+		for j := lo; j < hi; j++ {
+			if s.done[j] && s.u[j] > 0 && !(s.iso && s.excl[j]) {
+				group = append(group, int32(j))
+			}
+		}
+		s.sub = group
+		if len(group) < klb {
+			continue
+		}
+		if klb == 1 {
+			best, bestV := int32(-1), math.MaxInt
+			for _, j := range group {
+				if v := s.val(j, modeAll, s.capRem); v >= s.k && v < bestV {
+					best, bestV = j, v
+				}
+			}
+			if best >= 0 {
+				return s.take(best, s.k, modeAll, s.capRem, true) == s.k
+			}
+			continue
+		}
+		if s.total(group, modeAll) >= s.k && s.fitsIn(group, s.k, klb) {
+			picks, ok := s.minLeaves(group, s.k, modeAll)
+			return ok && s.apply(picks, modeAll)
+		}
+	}
+	return false
+}
+
+// total returns how many units of leaves fit in the remaining caps.
+func (s *search) total(leaves []int32, mode int) int {
+	copy(s.tmp, s.capRem)
+	var sum int64
+	var mixed []int32
+	for _, j := range leaves {
+		if pl := &s.p.leaves[j]; pl.dom >= 0 {
+			s.tmp[pl.dom] -= int64(s.avail(j, mode))
+		} else {
+			mixed = append(mixed, j)
+		}
+	}
+	// tmp[d] is now cap - count: the units that fit are min(cap, count).
+	for d := range s.tmp {
+		c := s.capRem[d]
+		cnt := c - s.tmp[d]
+		sum += min(c, cnt)
+		s.tmp[d] = max(c-cnt, 0)
+	}
+	for _, j := range mixed {
+		sum += int64(s.take(j, math.MaxInt, mode, s.tmp, false))
+	}
+	return int(min(sum, math.MaxInt32))
+}
+
+// choose takes k units from leaves: preferred units first, then the
+// fewest leaf groups and pods. It returns false when they do not fit.
+func (s *search) choose(leaves []int32, k int) bool {
+	if s.total(leaves, modeAll) < k {
+		return false
+	}
+	if s.hasPref {
+		var pc []int32
+		for _, j := range leaves {
+			if s.avail(j, modePref) > 0 {
+				pc = append(pc, j)
+			}
+		}
+		if len(pc) > 0 {
+			if s.total(pc, modePref) >= k {
+				picks, ok := s.minLeaves(pc, k, modePref)
+				return ok && s.apply(picks, modePref)
+			}
+			for _, j := range pc {
+				k -= s.take(j, math.MaxInt, modePref, s.capRem, true)
+			}
+			// Fill the leaf groups already used, most room first.
+			slices.SortFunc(pc, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(s.val(b, modeAll, s.capRem), s.val(a, modeAll, s.capRem)), cmp.Compare(a, b))
+			})
+			for _, j := range pc {
+				if k == 0 {
+					return true
+				}
+				k -= s.take(j, k, modeAll, s.capRem, true)
+			}
+			if k == 0 {
+				return true
+			}
+			rest := make([]int32, 0, len(leaves))
+			for _, j := range leaves {
+				if !s.touched[j] {
+					rest = append(rest, j)
+				}
+			}
+			leaves = rest
+		}
+	}
+	return s.pack(leaves, k)
+}
+
+// pack takes k units from untouched leaves in the fewest leaf groups, then
+// pods: the tightest single leaf group that fits; else the tightest pod
+// that fits in the fewest leaf groups possible; else across pods.
+func (s *search) pack(leaves []int32, k int) bool {
+	best, bestV := int32(-1), math.MaxInt
+	for _, j := range leaves {
+		if v := s.val(j, modeAll, s.capRem); v >= k && v < bestV {
+			best, bestV = j, v
+			if v == k {
+				break
+			}
+		}
+	}
+	if best >= 0 {
+		return s.take(best, k, modeAll, s.capRem, true) == k
+	}
+	kstar, ok := s.kstar(leaves, k)
+	if !ok {
+		return false
+	}
+	// Leaves are in pool order, so a pod's are contiguous.
+	bestLo, bestHi, bestTotal := -1, -1, math.MaxInt
+	for lo := 0; lo < len(leaves); {
+		pod := s.p.leaves[leaves[lo]].pod
+		hi := lo + 1
+		for hi < len(leaves) && s.p.leaves[leaves[hi]].pod == pod {
+			hi++
+		}
+		group := leaves[lo:hi]
+		if len(group) >= kstar {
+			if t := s.total(group, modeAll); t >= k && t < bestTotal && s.fitsIn(group, k, kstar) {
+				bestLo, bestHi, bestTotal = lo, hi, t
+			}
+		}
+		lo = hi
+	}
+	if bestLo >= 0 {
+		leaves = leaves[bestLo:bestHi]
+	}
+	picks, ok := s.minLeaves(leaves, k, modeAll)
+	return ok && s.apply(picks, modeAll)
+}
+
+// fitsIn reports whether k units fit in kstar leaves of one pod's group.
+func (s *search) fitsIn(group []int32, k, kstar int) bool {
+	dom := s.p.leaves[group[0]].dom
+	for _, j := range group {
+		if s.p.leaves[j].dom != dom || dom < 0 {
+			picks, ok := s.minLeaves(group, k, modeAll)
+			return ok && len(picks) <= kstar
+		}
+	}
+	// One power domain: the kstar largest leaves, capped.
+	top := s.hist[:0]
+	for _, j := range group {
+		top = insertTop(top, int32(s.avail(j, modeAll)), kstar)
+	}
+	s.hist = top
+	var sum int64
+	for _, v := range top {
+		sum += int64(v)
+	}
+	return min(sum, s.capRem[dom]) >= int64(k)
+}
+
+// insertTop adds v to top, the n largest values so far, in descending
+// order.
+func insertTop(top []int32, v int32, n int) []int32 {
+	if len(top) < n {
+		top = append(top, v)
+	} else if v > top[n-1] {
+		top[n-1] = v
+	} else {
+		return top
+	}
+	for i := len(top) - 1; i > 0 && top[i] > top[i-1]; i-- {
+		top[i], top[i-1] = top[i-1], top[i]
+	}
+	return top
+}
+
+// kstar returns the fewest leaves of leaves that hold k units within the
+// caps. Per power domain the best j leaves are its j largest, capped, so
+// taking the largest capped gain across domains step by step is optimal.
+func (s *search) kstar(leaves []int32, k int) (int, bool) {
+	if s.p.mixed {
+		picks, ok := s.minLeaves(leaves, k, modeAll)
+		return len(picks), ok
+	}
+	maxU := s.p.maxNodes
+	if s.unit > 1 {
+		maxU = s.p.maxNV
+	}
+	D := len(s.p.doms)
+	s.hist = grow(s.hist, D*(maxU+1))
+	clear(s.hist)
+	for _, j := range leaves {
+		s.hist[int(s.p.leaves[j].dom)*(maxU+1)+s.avail(j, modeAll)]++
+	}
+	copy(s.tmp, s.capRem)
+	top := make([]int, D)
+	for d := range top {
+		top[d] = maxU
+	}
+	sum, n := 0, 0
+	for sum < k {
+		bd, bg := -1, int64(0)
+		for d := range D {
+			for top[d] > 0 && s.hist[d*(maxU+1)+top[d]] == 0 {
+				top[d]--
+			}
+			if g := min(int64(top[d]), s.tmp[d]); g > bg {
+				bd, bg = d, g
+			}
+		}
+		if bd < 0 {
+			return 0, false
+		}
+		s.hist[bd*(maxU+1)+top[bd]]--
+		g := int(min(bg, int64(k-sum)))
+		s.tmp[bd] -= int64(g)
+		sum += g
+		n++
+	}
+	return n, true
+}
+
+// minLeaves chooses how many units to take from which of leaves to make k
+// in the fewest leaves, within the remaining caps: step by step the leaf
+// with the largest capped gain (ties: richer pod, lower index), then the
+// last leaf swapped for the tightest one that still covers what remains,
+// in a pod already used if possible. It does not take anything.
+func (s *search) minLeaves(leaves []int32, k int, mode int) ([]pick, bool) {
+	p := s.p
+	clear(s.podSum)
+	for _, j := range leaves {
+		s.podSum[p.leaves[j].pod] += int64(s.avail(j, mode))
+	}
+	order := append(s.order[:0], leaves...)
+	s.order = order
+	slices.SortFunc(order, func(a, b int32) int {
+		pa, pb := p.leaves[a].pod, p.leaves[b].pod
+		return cmp.Or(cmp.Compare(s.avail(b, mode), s.avail(a, mode)),
+			cmp.Compare(s.podSum[pb], s.podSum[pa]), cmp.Compare(pa, pb), cmp.Compare(a, b))
+	})
+	// One queue per power domain, and one for leaves that span domains.
+	G := len(p.doms) + 1
+	if cap(s.groups) < G {
+		s.groups = make([][]int32, G)
+	}
+	groups := s.groups[:G]
+	for g := range groups {
+		groups[g] = groups[g][:0]
+	}
+	for _, j := range order {
+		g := int(p.leaves[j].dom)
+		if g < 0 {
+			g = G - 1
+		}
+		groups[g] = append(groups[g], j)
+	}
+	s.pos = grow(s.pos, len(p.leaves))
+	for i, j := range order {
+		s.pos[j] = int32(i)
+	}
+	caps := make([]int64, len(s.capRem))
+	copy(caps, s.capRem)
+	prev := make([]int64, len(caps))
+	heads := make([]int, G)
+	picks := s.picks[:0]
+	used := s.picked
+	unmark := func() {
+		for _, pk := range picks {
+			used[pk.j] = false
+		}
+	}
+	sum := 0
+	for sum < k {
+		bg, bv, bpos := -1, 0, int32(math.MaxInt32)
+		for g := range G {
+			for heads[g] < len(groups[g]) {
+				j := groups[g][heads[g]]
+				v := s.val(j, mode, caps)
+				if v == 0 && g == G-1 {
+					heads[g]++
+					continue
+				}
+				if v > bv || v == bv && v > 0 && s.pos[j] < bpos {
+					bg, bv, bpos = g, v, s.pos[j]
+				}
+				break
+			}
+		}
+		if bg < 0 {
+			unmark()
+			s.picks = picks
+			return nil, false
+		}
+		j := groups[bg][heads[bg]]
+		heads[bg]++
+		copy(prev, caps)
+		n := min(bv, k-sum)
+		s.take(j, n, mode, caps, false)
+		picks = append(picks, pick{j: j, n: n})
+		used[j] = true
+		sum += n
+	}
+	// The last leaf: the tightest that covers the rest, preferring a pod
+	// already used.
+	last := picks[len(picks)-1]
+	need := last.n
+	var pods []int32
+	for _, pk := range picks[:len(picks)-1] {
+		pods = append(pods, p.leaves[pk.j].pod)
+	}
+	best, bestNew, bestV := last.j, true, math.MaxInt
+	for _, j := range order {
+		if used[j] && j != last.j {
+			continue
+		}
+		v := s.val(j, mode, prev)
+		if v < need {
+			continue
+		}
+		isNew := !slices.Contains(pods, p.leaves[j].pod)
+		if !isNew && bestNew || isNew == bestNew && v < bestV {
+			best, bestNew, bestV = j, isNew, v
+		}
+	}
+	unmark()
+	picks[len(picks)-1].j = best
+	s.picks = picks
+	return picks, true
+}
+
+// apply takes the picks.
+func (s *search) apply(picks []pick, mode int) bool {
+	for _, pk := range picks {
+		if s.take(pk.j, pk.n, mode, s.capRem, true) != pk.n {
+			return false
+		}
+	}
+	return true
+}
+
+// tier ranks leaf j by its distance from the Near node: 0 its leaf group,
+// 1 its pod, 2 elsewhere.
+func (s *search) tier(j int32) int {
+	if s.nearLeaf < 0 {
+		return 2
+	}
+	l := s.p.leaves[j].leaf
+	switch {
+	case l == s.nearLeaf:
+		return 0
+	case s.ix.leaves[l].pod == s.nearPod:
+		return 1
+	}
+	return 2
+}
+
+// packLeaf puts every unit in one leaf group: nearest to Near, most
+// preferred units, then the tightest fit.
+func (s *search) packLeaf(leaves []int32) bool {
+	best := int32(-1)
+	var bt, bp, bv int
+	for _, j := range leaves {
+		v := s.val(j, modeAll, s.capRem)
+		if v < s.k {
+			continue
+		}
+		t, pu := s.tier(j), s.val(j, modePref, s.capRem)
+		if best < 0 || cmp.Or(cmp.Compare(t, bt), cmp.Compare(bp, pu), cmp.Compare(v, bv)) < 0 {
+			best, bt, bp, bv = j, t, pu, v
+		}
+	}
+	return best >= 0 && s.take(best, s.k, modeAll, s.capRem, true) == s.k
+}
+
+// packPod puts every unit in one pod: nearest to Near, most preferred
+// units, fewest leaf groups, then the tightest fit.
+func (s *search) packPod(leaves []int32) bool {
+	bestLo, bestHi := -1, -1
+	var bt, bp, bk, bv int
+	for lo := 0; lo < len(leaves); {
+		pod := s.p.leaves[leaves[lo]].pod
+		hi := lo + 1
+		for hi < len(leaves) && s.p.leaves[leaves[hi]].pod == pod {
+			hi++
+		}
+		group := leaves[lo:hi]
+		lo = hi
+		v := s.total(group, modeAll)
+		if v < s.k {
+			continue
+		}
+		t := 1
+		if s.nearPod >= 0 && s.p.pods[pod].pod == s.nearPod {
+			t = 0
+		}
+		pu := 0
+		if s.hasPref {
+			pu = s.total(group, modePref)
+		}
+		picks, _ := s.minLeaves(group, s.k, modeAll)
+		kp := len(picks)
+		if bestLo < 0 || cmp.Or(cmp.Compare(t, bt), cmp.Compare(bp, pu), cmp.Compare(kp, bk), cmp.Compare(v, bv)) < 0 {
+			bestLo, bestHi, bt, bp, bk, bv = lo-len(group), hi, t, pu, kp, v
+		}
+	}
+	if bestLo < 0 {
+		return false
+	}
+	group := slices.Clone(leaves[bestLo:bestHi])
+	if s.nearLeaf >= 0 {
+		var sub []int32
+		for _, j := range group {
+			if s.p.leaves[j].leaf == s.nearLeaf {
+				sub = append(sub, j)
+			}
+		}
+		if s.total(sub, modeAll) >= s.k {
+			return s.choose(sub, s.k)
+		}
+	}
+	return s.choose(group, s.k)
+}
+
+// plan returns the chosen nodes.
+func (s *search) plan() Plan {
+	nodes := slices.Clone(s.out)
+	slices.Sort(nodes)
+	pods := make([]int32, 0, len(s.touchedList))
+	for _, j := range s.touchedList {
+		pods = append(pods, s.p.leaves[j].pod)
+	}
+	slices.Sort(pods)
+	return Plan{Nodes: nodes, LeafGroups: len(s.touchedList), Pods: len(slices.Compact(pods))}
+}
+
+// explain returns the reason the request does not fit: the first of
+// capacity, topology (without isolation and power), isolation (without
+// power) and power that fails.
+func (s *search) explain() error {
+	r, p := s.r, s.p
+	s.scanRange(0, len(p.leaves))
+	if s.freeNodes < r.Nodes {
+		return refuse(ReasonCapacity, "pool %s has %d free nodes over the window, %d needed", p.id, s.freeNodes, r.Nodes)
+	}
+	if !s.run(false, false) {
+		return s.topologyError()
+	}
+	if !s.run(true, false) {
+		n := 0
+		for _, c := range s.freeByDom(true) {
+			n += int(c)
+		}
+		rule := "other tenants' dedicated-leaf leases"
+		if s.dedicated {
+			rule = "other tenants (dedicated-leaf)"
+		}
+		return refuse(ReasonIsolation, "pool %s has %d free nodes over the window in leaf groups not held by %s, %d needed%s",
+			p.id, n, rule, r.Nodes, s.packingNote())
+	}
+	room := 0
+	for d, c := range s.freeByDom(true) {
+		room += int(min(c, s.capU[d]*int64(s.unit)))
+	}
+	return refuse(ReasonPower, "the power budgets of pool %s's domains leave room for %d of its free nodes over the window, %d needed%s",
+		p.id, room, r.Nodes, s.packingNote())
+}
+
+func (s *search) packingNote() string {
+	if s.r.Packing == lease.PackAny || s.r.Packing == lease.PackNode {
+		return ""
+	}
+	return fmt.Sprintf(" (packing %s)", s.r.Packing)
+}
+
+// freeByDom counts the free nodes in scope per pool power domain, in leaf
+// groups open to the tenant when iso is set.
+func (s *search) freeByDom(iso bool) []int64 {
+	out := make([]int64, len(s.p.doms))
+	lo, hi := s.scope()
+	for j := lo; j < hi; j++ {
+		if iso && s.excl[j] {
+			continue
+		}
+		pl := &s.p.leaves[j]
+		for w := range pl.words {
+			x := s.free[pl.off+w]
+			if pl.dom >= 0 {
+				out[pl.dom] += int64(bits.OnesCount64(x))
+				continue
+			}
+			for x != 0 {
+				b := int(w)*64 + bits.TrailingZeros64(x)
+				x &= x - 1
+				out[pl.bitDom[b]]++
+			}
+		}
+	}
+	return out
+}
+
+// scope returns the range of pool leaves Within allows.
+func (s *search) scope() (int32, int32) {
+	switch s.within {
+	case 1:
+		return s.withinIdx, s.withinIdx + 1
+	case 2:
+		return s.p.pods[s.withinIdx].lo, s.p.pods[s.withinIdx].hi
+	}
+	return 0, int32(len(s.p.leaves))
+}
+
+func (s *search) topologyError() error {
+	r, p := s.r, s.p
+	lo, hi := s.scope()
+	if s.within != 0 {
+		n := 0
+		for _, c := range s.freeByDom(false) {
+			n += int(c)
+		}
+		if n < r.Nodes {
+			return refuse(ReasonTopology, "%s has %d free nodes of pool %s over the window, %d needed", r.Within, n, p.id, r.Nodes)
+		}
+	}
+	switch r.Packing {
+	case lease.PackLeaf:
+		most := 0
+		for j := lo; j < hi; j++ {
+			most = max(most, int(s.u[j]))
+		}
+		return refuse(ReasonTopology, "no leaf group of pool %s has %d free nodes over the window; the most is %d", p.id, r.Nodes, most)
+	case lease.PackPod:
+		most := 0
+		for q := range p.pods {
+			n := 0
+			for j := max(p.pods[q].lo, lo); j < min(p.pods[q].hi, hi); j++ {
+				n += int(s.u[j])
+			}
+			most = max(most, n)
+		}
+		return refuse(ReasonTopology, "no pod of pool %s has %d free nodes over the window; the most is %d", p.id, r.Nodes, most)
+	case lease.PackNVLinkDomain:
+		n := 0
+		for j := lo; j < hi; j++ {
+			n += int(s.u[j])
+		}
+		return refuse(ReasonTopology, "pool %s has %d free complete NVLink domains of %d nodes over the window, %d needed", p.id, n, s.unit, s.k)
+	}
+	return refuse(ReasonTopology, "pool %s cannot fit %d nodes over the window as asked", p.id, r.Nodes)
+}

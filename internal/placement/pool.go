@@ -1,0 +1,163 @@
+package placement
+
+import (
+	"slices"
+)
+
+// pool is one pool's view of the fabric: its leaf groups, pod by pod, each
+// with a mask of the pool's nodes in it.
+type pool struct {
+	id     string
+	nodes  []int32    // positions in Index.nodes, ordinal order
+	leaves []poolLeaf // pod-major: a pod's leaves are contiguous
+	pods   []poolPod
+	doms   []poolDom
+	// nvlink is the node count of the pool's largest NVLink domain.
+	nvlink int
+	// maxNodes and maxNV are the most nodes, and complete NVLink domains
+	// of nvlink nodes, of any leaf.
+	maxNodes, maxNV int
+	words           int // words of all leaves' masks together
+	mixed           bool
+	leafByKey       map[string]int32
+	podByKey        map[string]int32
+}
+
+type poolLeaf struct {
+	leaf  int32 // index into Index.leaves
+	pod   int32 // index into pool.pods
+	off   int32 // first word of the leaf in a search's masks
+	words int32
+	// base0 is the first word of sched & mask, kept by SetSchedulable.
+	base0 uint64
+	size  int32    // nodes of the leaf group, of every pool
+	mask  []uint64 // the pool's nodes in the leaf
+	// dom is the pool power domain of all the pool's nodes in the leaf,
+	// or -1 when they span several; bitDom then gives it per node.
+	dom    int32
+	bitDom []int32
+	// nv lists the complete NVLink domains of pool.nvlink nodes, as node
+	// masks of words each, when pool.nvlink > 1; nvDom gives their power
+	// domains.
+	nv    []uint64
+	nvDom []int32
+}
+
+type poolPod struct {
+	key    string
+	pod    int32 // index into Index.pods
+	lo, hi int32 // its leaves: pool.leaves[lo:hi]
+}
+
+type poolDom struct {
+	dom int32 // index into Index.domains
+	// unitW is the power of the pool's largest node in the domain: the
+	// budget is divided by it to count the nodes that fit.
+	unitW int64
+}
+
+// build fills p from its nodes; unitOf maps a node's position to that of
+// the first node of its NVLink domain.
+func (p *pool) build(ix *Index, unitOf []int32) {
+	// Pods and leaves in order of their first ordinal in the pool.
+	podOrder := map[int32]int{}
+	var podList []int32
+	leafOrder := map[int32]int{}
+	var leafList []int32
+	domOf := map[int32]int32{}
+	sizes := map[int32]int{}
+	for _, pos := range p.nodes {
+		n := &ix.nodes[pos]
+		lf := &ix.leaves[n.leaf]
+		if _, ok := podOrder[lf.pod]; !ok {
+			podOrder[lf.pod] = len(podList)
+			podList = append(podList, lf.pod)
+		}
+		if _, ok := leafOrder[n.leaf]; !ok {
+			leafOrder[n.leaf] = len(leafList)
+			leafList = append(leafList, n.leaf)
+		}
+		d, ok := domOf[n.dom]
+		if !ok {
+			d = int32(len(p.doms))
+			domOf[n.dom] = d
+			p.doms = append(p.doms, poolDom{dom: n.dom})
+		}
+		p.doms[d].unitW = max(p.doms[d].unitW, n.PowerW)
+		n.pool, n.pdom = p, d
+		sizes[unitOf[pos]]++
+	}
+	p.nvlink = 1
+	for _, s := range sizes {
+		p.nvlink = max(p.nvlink, s)
+	}
+	slices.SortStableFunc(leafList, func(a, b int32) int {
+		return podOrder[ix.leaves[a].pod] - podOrder[ix.leaves[b].pod]
+	})
+	p.leafByKey = make(map[string]int32, len(leafList))
+	p.podByKey = make(map[string]int32, len(podList))
+	for j, l := range leafList {
+		lf := &ix.leaves[l]
+		if k := len(p.pods); k == 0 || p.pods[k-1].pod != lf.pod {
+			p.podByKey[ix.pods[lf.pod]] = int32(k)
+			p.pods = append(p.pods, poolPod{key: ix.pods[lf.pod], pod: lf.pod, lo: int32(j)})
+		}
+		p.pods[len(p.pods)-1].hi = int32(j + 1)
+		p.leafByKey[lf.key] = int32(j)
+		pl := poolLeaf{leaf: l, pod: int32(len(p.pods) - 1), off: int32(p.words), words: lf.words,
+			mask: make([]uint64, lf.words), dom: -2}
+		p.words += int(lf.words)
+		nodes := 0
+		for b, pos := range lf.nodes {
+			n := &ix.nodes[pos]
+			if n.pool != p {
+				continue
+			}
+			nodes++
+			n.pleaf = int32(j)
+			pl.mask[b/64] |= 1 << (b % 64)
+			switch pl.dom {
+			case -2:
+				pl.dom = n.pdom
+			case n.pdom, -1:
+			default:
+				pl.dom = -1
+			}
+		}
+		pl.base0 = lf.sched[0] & pl.mask[0]
+		pl.size = int32(len(lf.nodes))
+		p.maxNodes = max(p.maxNodes, nodes)
+		if pl.dom == -1 {
+			p.mixed = true
+			pl.bitDom = make([]int32, len(lf.nodes))
+			for b, pos := range lf.nodes {
+				pl.bitDom[b] = -1
+				if n := &ix.nodes[pos]; n.pool == p {
+					pl.bitDom[b] = n.pdom
+				}
+			}
+		}
+		if p.nvlink > 1 {
+			// Complete domains in order of their first node.
+			for b, pos := range lf.nodes {
+				n := &ix.nodes[pos]
+				if n.pool != p || unitOf[pos] != pos || sizes[pos] != p.nvlink {
+					continue
+				}
+				m := make([]uint64, lf.words)
+				for c := b; c < len(lf.nodes); c++ {
+					if unitOf[lf.nodes[c]] == pos {
+						m[c/64] |= 1 << (c % 64)
+					}
+				}
+				pl.nv = append(pl.nv, m...)
+				pl.nvDom = append(pl.nvDom, n.pdom)
+			}
+			p.maxNV = max(p.maxNV, len(pl.nvDom))
+		}
+		p.leaves = append(p.leaves, pl)
+	}
+	if p.nvlink == 1 {
+		p.maxNV = p.maxNodes
+	}
+}
