@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,12 @@ type AdmitBench struct {
 	Admitted       int     `json:"admitted"`
 	Refused        int     `json:"refused"`
 	Errors         int     `json:"errors"`
+	// RefusedBy counts refusals by reason (capacity, topology, power,
+	// isolation).
+	RefusedBy map[string]int `json:"refused_by"`
+	// AllocationRows is how many allocation rows (runs of consecutive
+	// nodes) the admitted leases were stored as.
+	AllocationRows int `json:"allocation_rows"`
 	Pipeline       int     `json:"pipeline"`
 	Seconds        float64 `json:"seconds"`
 	RequestsPerSec float64 `json:"requests_per_sec"`
@@ -45,7 +52,7 @@ type AdmitBench struct {
 }
 
 func newBenchAdmitCmd(e *env) *cobra.Command {
-	var fleetFile, workloadFile, db, pool string
+	var fleetFile, workloadFile, db, pool, cpuProfile string
 	var pipeline int
 	cmd := &cobra.Command{
 		Use:   "admit",
@@ -137,8 +144,19 @@ the hour of the workload's earliest start.
 				return err
 			}
 
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			r := AdmitBench{DB: strings.SplitN(store.Redact(db), ":", 2)[0], Pool: pool, Nodes: res.Nodes, Requests: len(reqs),
-				Pipeline: pipeline, Cores: runtime.GOMAXPROCS(0)}
+				Pipeline: pipeline, Cores: runtime.GOMAXPROCS(0), RefusedBy: map[string]int{}}
 			lat := make([]time.Duration, len(reqs))
 			type inflight struct {
 				p  engine.Pending
@@ -150,14 +168,16 @@ the hour of the workload's earliest start.
 				defer close(done)
 				for i := range reqs {
 					in := <-queue
-					_, err := in.p.Wait()
+					v, err := in.p.Wait()
 					lat[i] = time.Since(in.at)
 					var ref *engine.Refusal
 					switch {
 					case err == nil:
 						r.Admitted++
+						r.AllocationRows += len(v.(engine.LeaseResult).Allocations)
 					case errors.As(err, &ref):
 						r.Refused++
+						r.RefusedBy[ref.Reason]++
 					default:
 						r.Errors++
 						if r.FirstError == "" {
@@ -210,6 +230,7 @@ the hour of the workload's earliest start.
 	fl.StringVar(&db, "db", "", "store (default: a temporary SQLite file)")
 	fl.StringVar(&pool, "pool", "", "pool the requests go to (default: the fleet's only pool)")
 	fl.IntVar(&pipeline, "pipeline", 1024, "requests in flight at once (1 = strictly one by one)")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the submission phase here (go tool pprof)")
 	_ = cmd.MarkFlagRequired("fleet")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd

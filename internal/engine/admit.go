@@ -50,7 +50,7 @@ type Quote struct {
 // maxEarliestTries bounds the placements tried while looking for the
 // earliest start of a refused request: counts find each candidate in
 // O(log n); placement confirms it.
-const maxEarliestTries = 16
+const maxEarliestTries = 4
 
 // resolve validates r against the fleet and returns the lease it asks for
 // (without ID, tenant or state) and its pool. Errors are *valid.Error.

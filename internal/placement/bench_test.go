@@ -148,7 +148,24 @@ func BenchmarkPlace(b *testing.B) {
 		b.Fatal(err)
 	}
 	fill(b, ix, []string{pool}, 10_000, 1)
-	ix.compact()
+	benchPlace(b, ix, []string{pool})
+}
+
+// BenchmarkPlaceAnchored is BenchmarkPlace after an anchor contract has
+// taken the first 80% of the pool's nodes for two years, as runs of 1,000
+// nodes, so that most leaf groups are full over every window, and 2,000
+// random holds share the rest.
+func BenchmarkPlaceAnchored(b *testing.B) {
+	topo, pool := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), 6*365*24)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for o := int64(1); o <= 25_600; o += 1_000 {
+		add(b, ix, Hold{ID: fmt.Sprintf("anchor.%d", o), TenantID: "anchor", NodeFrom: o, NodeTo: min(o+1_000, 25_601),
+			Start: ix.Origin(), End: ix.Origin().Add(2 * 365 * 24 * time.Hour)})
+	}
+	fill(b, ix, []string{pool}, 2_000, 1)
 	benchPlace(b, ix, []string{pool})
 }
 
@@ -194,5 +211,48 @@ func BenchmarkAdd(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkEnd measures Add, End at the midpoint and Remove of a 32-node
+// hold in a full index.
+func BenchmarkEnd(b *testing.B) {
+	topo, pool := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), benchSlots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill(b, ix, []string{pool}, 10_000, 1)
+	h := Hold{ID: "x", TenantID: "t", NodeFrom: 1, NodeTo: 33, Start: ix.Origin().Add(250 * 24 * time.Hour), End: ix.Origin().Add(280 * 24 * time.Hour)}
+	for b.Loop() {
+		if err := ix.Add(h); err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.End(h.ID, h.Start.Add(15*24*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.Remove(h.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAddAnchor measures Add and Remove of an anchor contract's run:
+// 1,000 nodes for two years, in an index whose calendars span six years
+// (the engine's horizon plus slack).
+func BenchmarkAddAnchor(b *testing.B) {
+	topo, _ := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), 6*365*24)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := Hold{ID: "anchor", TenantID: "t", NodeFrom: 1, NodeTo: 1001, Start: ix.Origin(), End: ix.Origin().Add(2 * 365 * 24 * time.Hour)}
+	for b.Loop() {
+		if err := ix.Add(h); err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.Remove(h.ID); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -98,9 +98,9 @@ type Index struct {
 	// held[b*len(leaves)+l] counts the nodes of leaf l held throughout
 	// bucket b, a span of bucketNs from origin: a hold counts only in the
 	// buckets it covers whole, so leaf size minus the count bounds the free
-	// nodes of any window that covers the bucket. Place samples it to skip
+	// nodes of any window that overlaps the bucket. Place samples it to skip
 	// leaf groups without reading their holds. It is nil when a leaf has
-	// more than 255 nodes.
+	// more than 255 nodes or a pod more than 65,535.
 	held     []uint8
 	bucketNs int64
 	buckets  int
@@ -150,7 +150,6 @@ type piece struct {
 	mask0            uint64
 	tenant           int32
 	dedicated        bool
-	flags            uint8 // 1 when dedicated, for branch-free scans
 }
 
 // mask returns word w of piece i's mask.
@@ -405,6 +404,19 @@ func (ix *Index) fullBuckets(s, e int64) (int, int) {
 	return int(b0), int(b1)
 }
 
+// touchedBuckets returns the buckets [b0, b1) that [s, e) overlaps,
+// clamped to the index's buckets. A node held throughout one of them is
+// held at some instant of [s, e).
+func (ix *Index) touchedBuckets(s, e int64) (int, int) {
+	o := ix.origin.UnixNano()
+	b0 := max(floorDiv(s-o, ix.bucketNs), 0)
+	b1 := min(ceilDiv(e-o, ix.bucketNs), int64(ix.buckets))
+	if b1 <= b0 {
+		return 0, 0
+	}
+	return int(b0), int(b1)
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b < 0 {
@@ -575,7 +587,7 @@ func (ix *Index) Add(h Hold) error {
 	}
 	rec := &holdRec{Hold: h, start: s, end: e, tenant: t, power: power}
 	for _, p := range pcs {
-		ix.leaves[p.leaf].insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated, flags: b2u8(h.Dedicated)}, rec, p.mask)
+		ix.leaves[p.leaf].insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated}, rec, p.mask)
 		ix.countHeld(p.leaf, p.mask, s, e, +1)
 		rec.leaves = append(rec.leaves, p.leaf)
 	}
@@ -958,32 +970,4 @@ func (ix *Index) Check() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// compact lays every leaf's pieces out in one array, in leaf order, with
-// room to grow, so that a scan over the leaves reads memory in order.
-func (ix *Index) compact() {
-	total := 0
-	for i := range ix.leaves {
-		total += len(ix.leaves[i].pieces) + slack(len(ix.leaves[i].pieces))
-	}
-	arena := make([]piece, total)
-	at := 0
-	for i := range ix.leaves {
-		l := &ix.leaves[i]
-		n := len(l.pieces)
-		c := n + slack(n)
-		copy(arena[at:at+n], l.pieces)
-		l.pieces = arena[at : at+n : at+c]
-		at += c
-	}
-}
-
-func slack(n int) int { return 4 + n/2 }
-
-func b2u8(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }

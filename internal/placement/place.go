@@ -80,16 +80,23 @@ func refuse(r Reason, format string, args ...any) error {
 // same index and request always give the same plan.
 //
 // A plan's nodes are schedulable nodes of r.Pool with no hold overlapping
-// [Start, End); per power domain, the most IT power its holds may draw in
-// any hourly slot the window touches plus the chosen nodes' power stays
-// within the budget; no chosen leaf group has a node held during the
-// window by another tenant's dedicated-leaf lease or, when r is
-// dedicated-leaf, by another tenant at all; and the nodes are packed as
-// r.Packing asks. Among such plans Place prefers, for any and node packing,
-// the fewest leaf groups (always the least possible when each leaf group
-// lies in one power domain and there are no Prefer or Near nodes), then
-// the fewest pods, then leaf groups that fit most tightly, and within a
-// leaf group the lowest ordinals.
+// [Start, End); per power domain, the most IT power its holds draw in any
+// hourly slot the window touches plus the chosen nodes' power stays within
+// the budget; no chosen leaf group has a node held during the window by
+// another tenant's dedicated-leaf lease or, when r is dedicated-leaf, by
+// another tenant at all; and the nodes are packed as r.Packing asks.
+//
+// Among such plans Place prefers the fewest leaf groups, then the fewest
+// pods: for any, node and nvlink-domain packing, the tightest leaf group of
+// the first pod (in ordinal order) that has one holding the request; else
+// the first pod that holds it in as few leaf groups as any plan could need;
+// else the tightest pod that holds it in the fewest leaf groups possible;
+// else leaf groups across pods, largest first. The leaf group count is the
+// least possible whenever each leaf group lies in one power domain and
+// Prefer and Near are empty; the pod count is a heuristic. Prefer nodes are
+// taken first when free, then the rest of their leaf groups; Near tries its
+// leaf group, then its pod, then anywhere. Within a leaf group the lowest
+// ordinals go first.
 func Place(ix *Index, r Request) (Plan, error) {
 	p := ix.pools[r.Pool]
 	if p == nil {
@@ -164,11 +171,13 @@ type buffers struct {
 	touched           []bool   // leaf has taken nodes (L)
 	picked            []bool   // leaf picked by minLeaves (L)
 	touchedList       []int32
-	samples           []int   // buckets of Index.held the window covers whole
+	samples           []int   // buckets of Index.held the window overlaps
 	ubs               []int32 // bounds of one pod's leaves
 	capU, capRem      []int64 // units that fit in each power budget (D)
 	tmp, vtmp         []int64 // (D)
 	cands, order, sub []int32
+	sub2, cnt         []int32
+	podOrder, podRank []int32
 	pos               []int32 // position of a leaf in order (L)
 	podSum            []int64
 	hist              []int32
@@ -240,7 +249,7 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 	}
 	s.powerCaps()
 	if ix.held != nil {
-		if b0, b1 := ix.fullBuckets(start, end); b1 > b0 {
+		if b0, b1 := ix.touchedBuckets(start, end); b1 > b0 {
 			for _, b := range []int{b0, b1 - 1, b0 + (b1-b0)/3, b0 + 2*(b1-b0)/3} {
 				if !slices.Contains(s.samples, b) {
 					s.samples = append(s.samples, b)
@@ -269,7 +278,7 @@ func (s *search) scanRange(lo, hi int) {
 		s.done[j] = true
 		pl := &p.leaves[j]
 		if len(s.samples) > 0 && s.ubNodes(j) == 0 {
-			// Every node is held throughout a bucket of the window.
+			// Every node is held throughout a bucket the window overlaps.
 			clear(s.free[pl.off : pl.off+pl.words])
 			s.u[j], s.excl[j] = 0, false
 			continue
@@ -351,7 +360,8 @@ func (s *search) scanRange(lo, hi int) {
 	s.freeNodes += free
 }
 
-// bounds returns ub for leaves [lo, hi), in a scratch slice.
+// bounds returns bounds on the free units of leaves [lo, hi) from
+// Index.held, in a scratch slice.
 func (s *search) bounds(lo, hi int) []int32 {
 	out := s.ubs[:0]
 	held, L := s.ix.held, len(s.ix.leaves)
@@ -984,13 +994,7 @@ func (s *search) minLeaves(leaves []int32, k int, mode int) ([]pick, bool) {
 	for _, j := range leaves {
 		s.podSum[p.leaves[j].pod] += int64(s.avail(j, mode))
 	}
-	order := append(s.order[:0], leaves...)
-	s.order = order
-	slices.SortFunc(order, func(a, b int32) int {
-		pa, pb := p.leaves[a].pod, p.leaves[b].pod
-		return cmp.Or(cmp.Compare(s.avail(b, mode), s.avail(a, mode)),
-			cmp.Compare(s.podSum[pb], s.podSum[pa]), cmp.Compare(pa, pb), cmp.Compare(a, b))
-	})
+	order := s.sortLeaves(leaves, mode)
 	// One queue per power domain, and one for leaves that span domains.
 	G := len(p.doms) + 1
 	if cap(s.groups) < G {
@@ -1079,6 +1083,72 @@ func (s *search) minLeaves(leaves []int32, k int, mode int) ([]pick, bool) {
 	picks[len(picks)-1].j = best
 	s.picks = picks
 	return picks, true
+}
+
+// sortLeaves returns leaves ordered by available units, most first; ties
+// by the pod's units (s.podSum), most first, then pod, then leaf index. Two
+// stable counting sorts, by pod rank then by units, make it O(leaves +
+// pods log pods + units).
+func (s *search) sortLeaves(leaves []int32, mode int) []int32 {
+	p := s.p
+	P := len(p.pods)
+	pods := grow(s.podOrder, P)
+	for q := range pods {
+		pods[q] = int32(q)
+	}
+	slices.SortFunc(pods, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(s.podSum[b], s.podSum[a]), cmp.Compare(a, b))
+	})
+	s.podOrder = pods
+	rank := grow(s.podRank, P)
+	for r, q := range pods {
+		rank[q] = int32(r)
+	}
+	s.podRank = rank
+	// By pod rank, keeping the leaf order (ascending index) within a pod.
+	byPod := grow(s.sub2, len(leaves))
+	cnt := grow(s.cnt, max(P, p.maxNodes+1)+1)
+	clear(cnt[:P+1])
+	for _, j := range leaves {
+		cnt[rank[p.leaves[j].pod]+1]++
+	}
+	for q := 1; q <= P; q++ {
+		cnt[q] += cnt[q-1]
+	}
+	sorted := slices.IsSorted(leaves)
+	for _, j := range leaves {
+		r := rank[p.leaves[j].pod]
+		byPod[cnt[r]] = j
+		cnt[r]++
+	}
+	if !sorted {
+		// Leaf index order within each pod.
+		for lo := 0; lo < len(byPod); {
+			hi := lo + 1
+			for hi < len(byPod) && p.leaves[byPod[hi]].pod == p.leaves[byPod[lo]].pod {
+				hi++
+			}
+			slices.Sort(byPod[lo:hi])
+			lo = hi
+		}
+	}
+	// By units, most first, stable.
+	U := p.maxNodes + 1
+	clear(cnt[:U+1])
+	for _, j := range byPod {
+		cnt[U-s.avail(j, mode)]++
+	}
+	for v := 1; v <= U; v++ {
+		cnt[v] += cnt[v-1]
+	}
+	order := grow(s.order, len(leaves))
+	for _, j := range byPod {
+		k := U - 1 - s.avail(j, mode)
+		order[cnt[k]] = j
+		cnt[k]++
+	}
+	s.sub2, s.cnt, s.order = byPod, cnt, order
+	return order
 }
 
 // apply takes the picks.
