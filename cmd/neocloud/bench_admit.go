@@ -26,19 +26,19 @@ import (
 
 // AdmitBench is the report of bench admit.
 type AdmitBench struct {
-	DB             string  `json:"db"`
-	Pool           string  `json:"pool"`
-	Nodes          int     `json:"nodes"`
-	Requests       int     `json:"requests"`
-	Admitted       int     `json:"admitted"`
-	Refused        int     `json:"refused"`
-	Errors         int     `json:"errors"`
+	DB       string `json:"db"`
+	Pool     string `json:"pool"`
+	Nodes    int    `json:"nodes"`
+	Requests int    `json:"requests"`
+	Admitted int    `json:"admitted"`
+	Refused  int    `json:"refused"`
+	Errors   int    `json:"errors"`
 	// RefusedBy counts refusals by reason (capacity, topology, power,
 	// isolation).
 	RefusedBy map[string]int `json:"refused_by"`
 	// AllocationRows is how many allocation rows (runs of consecutive
 	// nodes) the admitted leases were stored as.
-	AllocationRows int `json:"allocation_rows"`
+	AllocationRows int     `json:"allocation_rows"`
 	Pipeline       int     `json:"pipeline"`
 	Seconds        float64 `json:"seconds"`
 	RequestsPerSec float64 `json:"requests_per_sec"`
