@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -88,11 +89,13 @@ func (e *Engine) Close() {
 }
 
 func (e *Engine) writer() {
-	batch := make([]*op, 0, maxBatch)
+	jobs := make(chan *job) // to the committer: at most one batch commits while the next is applied
+	go e.committer(jobs)
+	defer close(jobs)
 	for {
+		var first *op
 		select {
-		case o := <-e.ops:
-			batch = append(batch[:0], o)
+		case first = <-e.ops:
 		case <-e.closed:
 			for {
 				select {
@@ -103,68 +106,117 @@ func (e *Engine) writer() {
 				}
 			}
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-e.ops:
-				batch = append(batch, o)
-			default:
-				break drain
+		// A burst: hold the writer lock until the queue is empty and the
+		// last batch is committed, so that no other write (a fleet apply)
+		// runs between a batch's apply and its commit.
+		e.mu.Lock()
+		var last *job
+		for first != nil {
+			batch := append(make([]*op, 0, maxBatch), first)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case o := <-e.ops:
+					batch = append(batch, o)
+				default:
+					break drain
+				}
 			}
-		}
-		e.runBatch(batch)
-	}
-}
-
-// runBatch applies and commits one batch; see the comment at the top.
-func (e *Engine) runBatch(batch []*op) {
-	results := make([]opResult, len(batch))
-	effects := make([]*effect, len(batch))
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-
-	e.capMu.Lock()
-	c, err := e.loadedLocked(ctx)
-	if err != nil {
-		e.capMu.Unlock()
-		for _, o := range batch {
-			o.done <- opResult{err: err}
-		}
-		return
-	}
-	any := false
-	for i, o := range batch {
-		if err := o.ctx.Err(); err != nil {
-			results[i].err = err
-			continue
-		}
-		eff, val, err := o.apply(c, e.clock.Now())
-		results[i] = opResult{val: val, err: err}
-		effects[i] = eff
-		any = any || eff != nil
-	}
-	e.capMu.Unlock()
-
-	if any {
-		err := e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, batch, effects) })
-		if err != nil {
-			err = fmt.Errorf("commit: %w", err)
-			e.capMu.Lock()
-			e.cap = nil // rebuilt from the store on next use
-			e.capMu.Unlock()
-			for i := range results {
-				if effects[i] != nil {
-					results[i] = opResult{err: err}
+			last = e.apply(batch)
+			jobs <- last
+			first = nil
+			select {
+			case first = <-e.ops:
+			default:
+				<-last.committed
+				select {
+				case first = <-e.ops:
+				default:
 				}
 			}
 		}
-	}
-	for i, o := range batch {
-		o.done <- results[i]
+		e.mu.Unlock()
 	}
 }
+
+// job is one applied batch on its way to the store.
+type job struct {
+	batch     []*op
+	results   []opResult
+	effects   []*effect
+	gen       uint64 // e.gen when applied: stale after a failed commit
+	committed chan struct{}
+}
+
+// apply runs a batch's commands against the in-memory capacity, in order.
+func (e *Engine) apply(batch []*op) *job {
+	j := &job{batch: batch, results: make([]opResult, len(batch)), effects: make([]*effect, len(batch)), committed: make(chan struct{})}
+	e.capMu.Lock()
+	defer e.capMu.Unlock()
+	j.gen = e.gen
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	c, err := e.loadedLocked(ctx)
+	if err != nil {
+		for i := range j.results {
+			j.results[i].err = err
+		}
+		return j
+	}
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			j.results[i].err = err
+			continue
+		}
+		eff, val, err := o.apply(c, e.clock.Now())
+		j.results[i] = opResult{val: val, err: err}
+		j.effects[i] = eff
+	}
+	return j
+}
+
+// committer persists applied batches in order and answers their commands.
+// After a failed commit the in-memory state is dropped (rebuilt from the
+// store on next use) and batches applied on top of it fail unwritten.
+func (e *Engine) committer(jobs <-chan *job) {
+	for j := range jobs {
+		e.commit(j)
+		for i, o := range j.batch {
+			o.done <- j.results[i]
+		}
+		close(j.committed)
+	}
+}
+
+func (e *Engine) commit(j *job) {
+	if !slices.ContainsFunc(j.effects, func(eff *effect) bool { return eff != nil }) {
+		return
+	}
+	e.capMu.RLock()
+	stale := j.gen != e.gen
+	e.capMu.RUnlock()
+	err := errStaleBatch
+	if !stale {
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects) })
+		cancel()
+		if err == nil {
+			return
+		}
+		err = fmt.Errorf("commit: %w", err)
+		e.capMu.Lock()
+		e.cap = nil // rebuilt from the store on next use
+		e.gen++
+		e.capMu.Unlock()
+	}
+	for i := range j.results {
+		if j.effects[i] != nil {
+			j.results[i] = opResult{err: err}
+		}
+	}
+}
+
+var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothing of this one was written")
 
 // persist writes the batch's effects in order. Consecutive admissions are
 // written with one insert per kind of row.

@@ -410,3 +410,36 @@ func TestRestartRebuildsTheSameState(t *testing.T) {
 		}
 	})
 }
+
+// failingStore fails the next Update when fail is set.
+type failingStore struct {
+	engine.Store
+	fail bool
+}
+
+func (s *failingStore) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	if s.fail {
+		s.fail = false
+		return errors.New("disk full")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestFailedCommitChangesNothing: a lease whose commit fails is answered
+// with the error, and the in-memory capacity forgets it.
+func TestFailedCommitChangesNothing(t *testing.T) {
+	fs := &failingStore{Store: sqlite.OpenTest(t)}
+	e, _ := setup(t, fs, 1_000_000)
+	ctx := context.Background()
+	fs.fail = true
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(128, 1, 10)); err == nil {
+		t.Fatal("lease admitted although its commit failed")
+	}
+	q, err := e.Quote(ctx, admin, "acme", reservation(128, 1, 10))
+	if err != nil || !q.Feasible {
+		t.Fatalf("quote after the failed commit = %+v, %v: the whole pool should be free", q, err)
+	}
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(128, 1, 10)); err != nil {
+		t.Fatalf("the same lease after the failure: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ type Engine struct {
 	horizon    time.Duration
 	capMu      sync.RWMutex
 	cap        *capState
+	gen        uint64 // bumped when the in-memory capacity is dropped after a failed commit
 	ops        chan *op
 	writerOnce sync.Once
 	closeOnce  sync.Once
