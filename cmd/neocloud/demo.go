@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
 )
 
 // demoTenants are the tenants of the story: the rival lab on the anchor
@@ -33,8 +36,9 @@ func newDemoCmd(e *env) *cobra.Command {
 		Long: `demo is the first thing to run. It creates a data directory (a temporary one
 unless --data is given), generates the reference 300 MW site (~224,000 GPUs
 in ~31,500 nodes), applies it, creates three tenants with keys, and serves
-the API. Leases, internal demand, the simulator and the dashboard join the
-demo as they land.`,
+the API; on the reference site it also books the story's leases (the rival
+lab's anchor contract, reservations, spot). Internal demand, the simulator and
+the dashboard join the demo as they land.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -101,7 +105,44 @@ func seedDemo(ctx context.Context, e *env, srv *running, data, preset string, se
 			return err
 		}
 	}
+	if preset == fleet.PresetReference300MW {
+		seedLeases(ctx, e, srv.eng, admin)
+	}
 	return nil
+}
+
+// seedLeases books the story's leases on the reference site: the rival
+// lab's anchor contract (ramping in MW until 2029), Acme's reservations and
+// Spotty's spot lease. A lease that does not fit is reported, not fatal.
+func seedLeases(ctx context.Context, e *env, eng *engine.Engine, admin tenant.Principal) {
+	now := eng.Clock().Now().UTC()
+	start := now.Truncate(time.Hour).Add(time.Hour)
+	ramp := start.AddDate(0, 2, 0).Truncate(time.Hour)
+	end := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
+	if !end.After(ramp) {
+		end = ramp.AddDate(2, 0, 0)
+	}
+	mw := func(v float64) unit.Power { p, _ := unit.PowerFromMW(v); return p }
+	leases := []struct {
+		tenant, what string
+		r            lease.Request
+	}{
+		{"rival-lab", "anchor contract, H100: 60 MW for two months, then 120 MW until 2029", lease.Request{Kind: lease.Contract, Pool: "ref-300mw/H100-SXM",
+			Start: start, End: end, Schedule: []lease.Step{{From: start, Power: mw(60)}, {From: ramp, Power: mw(120)}}}},
+		{"acme-ai", "reservation, 64 H200 nodes for two weeks from in three days", lease.Request{Kind: lease.Reservation, Pool: "ref-300mw/H200-SXM",
+			Start: start.Add(72 * time.Hour), End: start.Add(72*time.Hour + 14*24*time.Hour), GPUs: 512, Packing: lease.PackPod, Isolation: lease.DedicatedLeaf}},
+		{"acme-ai", "reservation, 4 GB200 NVL72 racks for 30 days", lease.Request{Kind: lease.Reservation, Pool: "ref-300mw/GB200",
+			Start: start, End: start.Add(30 * 24 * time.Hour), GPUs: 288, Packing: lease.PackNVLinkDomain}},
+		{"spotty", "spot, 100 H100 nodes for a day", lease.Request{Kind: lease.Spot, Pool: "ref-300mw/H100-SXM", End: start.Add(24 * time.Hour), GPUs: 800}},
+	}
+	for _, l := range leases {
+		res, err := eng.RequestLease(ctx, admin, l.tenant, l.r)
+		if err != nil {
+			fmt.Fprintf(e.stdout, "lease for %s (%s): %v\n", l.tenant, l.what, err)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "lease %s for %s: %s (%d GPUs at most, %d allocation rows)\n", res.Lease.ID, l.tenant, l.what, res.Lease.MaxGPUs(), len(res.Allocations))
+	}
 }
 
 func printDemoHelp(e *env, url, data, admin string) {
@@ -118,8 +159,11 @@ Try, in another terminal:
   export NEOCLOUD_SERVER=%s NEOCLOUD_TOKEN_FILE=%s
   go run ./cmd/neocloud pools list
   go run ./cmd/neocloud nodes list --pool ref-300mw/GB200 --limit 5
-  NEOCLOUD_TOKEN_FILE=%s/rival-lab.key go run ./cmd/neocloud tenants list
+  go run ./cmd/neocloud leases list
+  go run ./cmd/neocloud capacity show --pool ref-300mw/H100-SXM --step 168h --to 2160h
+  NEOCLOUD_TOKEN_FILE=%s/acme-ai.key go run ./cmd/neocloud quote --pool ref-300mw/H200-SXM --gpus 4096 --start %s --end 720h
 
 Stop with Ctrl-C.
-`, url, data, admin, filepath.Join(data, "keys"), demoTenants[0].ID, demoTenants[1].ID, demoTenants[2].ID, url, url, admin, filepath.Join(data, "keys"))
+`, url, data, admin, filepath.Join(data, "keys"), demoTenants[0].ID, demoTenants[1].ID, demoTenants[2].ID, url, url, admin, filepath.Join(data, "keys"),
+		time.Now().UTC().Truncate(time.Hour).Add(24*time.Hour).Format(time.RFC3339))
 }

@@ -48,6 +48,7 @@ type effect struct {
 	nodeState   *fleet.Node
 	holdback    *holdbackChange
 	updateLease *lease.Lease
+	remember    *IdempotentResponse
 	audit       *tenant.AuditEntry
 }
 
@@ -250,6 +251,12 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		ch := eff.changes
 		if eff.insertLease != nil {
 			leases = append(leases, *eff.insertLease)
+		}
+		if eff.remember != nil {
+			r := *eff.remember
+			if err := tx.RememberResponse(ctx, r, r.Created.Add(-IdempotencyTTL)); err != nil {
+				return fmt.Errorf("remember response: %w", err)
+			}
 		}
 		if len(ch.ends) == 0 && eff.nodeState == nil && eff.holdback == nil && eff.updateLease == nil {
 			allocs = append(allocs, ch.allocs...)

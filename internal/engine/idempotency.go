@@ -15,13 +15,12 @@ func (e *Engine) IdempotentResponse(ctx context.Context, scope, key string) (Ide
 }
 
 // RememberResponse stores the first response to an idempotent request and
-// forgets those older than IdempotencyTTL.
+// forgets those older than IdempotencyTTL. It goes through the writer's
+// group commit, so that many clients' records share transactions.
 func (e *Engine) RememberResponse(ctx context.Context, r IdempotentResponse) error {
-	now := e.clock.Now()
-	r.Created = now
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.store.Update(ctx, func(tx Tx) error {
-		return tx.RememberResponse(ctx, r, now.Add(-IdempotencyTTL))
-	})
+	_, err := e.submit(ctx, func(_ *capState, now time.Time) (*effect, any, error) {
+		r.Created = now
+		return &effect{remember: &r}, nil, nil
+	}).Wait()
+	return err
 }

@@ -1,0 +1,154 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/store/sqlite"
+	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
+)
+
+// refPools are the reference site's pools and GPUs per node.
+var refPools = []struct {
+	id   string
+	gpus int
+}{{"ref-300mw/H100-SXM", 8}, {"ref-300mw/H200-SXM", 8}, {"ref-300mw/GB200", 4}}
+
+// randomLease draws a reservation or contract in a reference pool: 1-64
+// nodes (whole NVL72 racks for GB200 nvlink-domain packing), starting
+// within 90 days, lasting 1 hour to 30 days.
+func randomLease(rng *rand.Rand, now time.Time) lease.Request {
+	p := refPools[rng.IntN(len(refPools))]
+	nodes := 1 + rng.IntN(64)
+	packing := lease.Packings[rng.IntN(len(lease.Packings))]
+	if packing == lease.PackNVLinkDomain && p.gpus == 4 {
+		nodes = 18 * (1 + rng.IntN(3))
+	}
+	start := now.Truncate(time.Hour).Add(time.Duration(1+rng.IntN(90*24)) * time.Hour)
+	kind := lease.Reservation
+	if rng.IntN(10) == 0 {
+		kind = lease.Contract
+	}
+	return lease.Request{Kind: kind, Pool: p.id, Start: start, End: start.Add(time.Duration(1+rng.IntN(30*24)) * time.Hour),
+		GPUs: unit.GPUs(nodes * p.gpus), Packing: packing, Isolation: lease.Isolations[rng.IntN(10)/9]}
+}
+
+// referenceWithLeases applies the reference-300mw fleet and submits n
+// random leases (pipelined) for tenant bench; it returns the engine and
+// how many were admitted.
+func referenceWithLeases(b *testing.B, n int) (*engine.Engine, engine.Store, int) {
+	b.Helper()
+	st := sqlite.OpenTest(b)
+	e, clk := newEngine(b, st)
+	ctx := context.Background()
+	spec, err := fleet.Generate(fleet.PresetReference300MW, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.ApplyFleet(ctx, admin, spec, false); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.CreateTenant(ctx, admin, tenant.Tenant{ID: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pending := make([]engine.Pending, n)
+	for i := range pending {
+		if pending[i], err = e.SubmitLease(ctx, admin, "bench", randomLease(rng, clk.Now())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admitted := 0
+	for _, p := range pending {
+		if _, err := p.Wait(); err == nil {
+			admitted++
+		}
+	}
+	return e, st, admitted
+}
+
+// BenchmarkQuote times admission queries (a quote: validation, counts,
+// placement, and for a refusal the earliest start) on the reference-300mw
+// fleet holding 10,000 leases. Target (issue 3): p99 <= 20 µs.
+//
+//	go test -run '^$' -bench Quote -benchtime 20000x ./internal/engine/
+func BenchmarkQuote(b *testing.B) {
+	e, _, admitted := referenceWithLeases(b, 10_000)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	reqs := make([]lease.Request, 1024)
+	for i := range reqs {
+		reqs[i] = randomLease(rng, e.Clock().Now())
+	}
+	var lat []time.Duration
+	feasible := 0
+	i := 0
+	for b.Loop() {
+		t := time.Now()
+		q, err := e.Quote(ctx, admin, "bench", reqs[i%len(reqs)])
+		lat = append(lat, time.Since(t))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if q.Feasible {
+			feasible++
+		}
+		i++
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+	b.ReportMetric(float64(feasible)/float64(len(lat)), "feasible")
+	b.ReportMetric(float64(admitted), "leases")
+}
+
+// BenchmarkRebuild times a restart: a new engine rebuilding its calendars
+// and placement index from a store holding the reference-300mw fleet and
+// 10,000 leases. Target (issue 3): <= 5 s and RSS <= 1 GiB (peak of the
+// whole benchmark process, setup included).
+//
+//	go test -run '^$' -bench Rebuild -benchtime 3x ./internal/engine/
+func BenchmarkRebuild(b *testing.B) {
+	e, st, admitted := referenceWithLeases(b, 10_000)
+	ctx := context.Background()
+	for b.Loop() {
+		e2, err := engine.New(engine.Config{Store: st, Clock: e.Clock()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e2.LoadCapacity(ctx); err != nil {
+			b.Fatal(err)
+		}
+		e2.Close()
+	}
+	b.ReportMetric(peakRSSMB(), "peak-rss-MB")
+	b.ReportMetric(float64(admitted), "leases")
+}
+
+// peakRSSMB reads the process's peak resident set (Linux; 0 elsewhere).
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
