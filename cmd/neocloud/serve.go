@@ -124,6 +124,14 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 		r.adminKey = keyPath
 		fmt.Fprintf(e.stdout, "operator-admin key written to %s (mode 0600); use it with --token-file %s\n", keyPath, keyPath)
 	}
+	// Rebuild the calendars and placement index now, not on the first
+	// request.
+	t := time.Now()
+	if err := eng.LoadCapacity(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	logger.Info("capacity loaded", "seconds", time.Since(t).Seconds())
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		st.Close()
