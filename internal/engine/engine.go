@@ -37,6 +37,13 @@ type Engine struct {
 	closeOnce  sync.Once
 	closed     chan struct{}
 	tenants    sync.Map // tenant IDs known to exist
+
+	// Active keys by hash, so that authenticating a request reads no
+	// store; a revocation empties it (one server per database: another
+	// process's revocation is not seen until restart — see docs).
+	keyMu    sync.Mutex
+	keyCache map[string]tenant.Key
+	keyGen   uint64
 }
 
 // Config holds the engine's dependencies; Store is required, the others
@@ -72,7 +79,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: horizon %s: must be between 1h and 50 years", cfg.Horizon)
 	}
 	return &Engine{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
-		ops: make(chan *op, maxBatch), closed: make(chan struct{})}, nil
+		ops: make(chan *op, maxBatch), closed: make(chan struct{}), keyCache: map[string]tenant.Key{}}, nil
 }
 
 // Clock returns the engine's clock.

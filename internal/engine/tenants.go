@@ -139,12 +139,16 @@ func (e *Engine) RevokeKey(ctx context.Context, p tenant.Principal, id string) (
 		return k, nil
 	}
 	at := e.clock.Now()
+	// The cache is emptied before and after the commit: a lookup racing
+	// the revocation cannot leave the key cached (see Authenticate).
+	e.forgetKeys()
 	err := e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
 		if err := tx.RevokeKey(ctx, id, at); err != nil {
 			return nil, err
 		}
 		return &tenant.AuditEntry{Action: "keys.revoke", Object: "key/" + id, TenantID: k.TenantID}, nil
 	})
+	e.forgetKeys()
 	if err != nil {
 		return tenant.Key{}, fmt.Errorf("key %s: revoke: %w", id, err)
 	}
@@ -169,14 +173,41 @@ func (e *Engine) Authenticate(ctx context.Context, secret string) (tenant.Princi
 	if !tenant.WellFormed(secret) {
 		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
-	k, err := e.store.KeyByHash(ctx, tenant.HashSecret(secret))
+	hash := tenant.HashSecret(secret)
+	e.keyMu.Lock()
+	k, cached := e.keyCache[hash]
+	gen := e.keyGen
+	e.keyMu.Unlock()
+	if cached {
+		return k.Principal(), nil
+	}
+	k, err := e.store.KeyByHash(ctx, hash)
 	if errors.Is(err, tenant.ErrNotFound) || (err == nil && !k.Active()) {
 		return tenant.Anonymous(), tenant.ErrUnauthenticated
 	}
 	if err != nil {
 		return tenant.Anonymous(), fmt.Errorf("authenticate: %w", err)
 	}
+	// Remember active keys, unless a revocation happened since the read
+	// began (it might be this key's).
+	e.keyMu.Lock()
+	if e.keyGen == gen && len(e.keyCache) < maxCachedKeys {
+		e.keyCache[hash] = k
+	}
+	e.keyMu.Unlock()
 	return k.Principal(), nil
+}
+
+// maxCachedKeys bounds the cache of active keys Authenticate keeps.
+const maxCachedKeys = 100_000
+
+// forgetKeys empties the key cache; a revocation calls it, so that a
+// revoked key is refused from the moment its revocation commits.
+func (e *Engine) forgetKeys() {
+	e.keyMu.Lock()
+	e.keyGen++
+	clear(e.keyCache)
+	e.keyMu.Unlock()
 }
 
 // Bootstrap issues an operator-admin key when the store holds no active
