@@ -172,6 +172,11 @@ func BenchmarkInsertAllocations(b *testing.B) {
 	storetest.BenchmarkInsertAllocations(b, func(b *testing.B) engine.Store { return postgres.OpenTest(b, d) })
 }
 
+func BenchmarkAdmissions(b *testing.B) {
+	d := dsn(b)
+	storetest.BenchmarkAdmissions(b, func(b *testing.B) engine.Store { return postgres.OpenTest(b, d) })
+}
+
 // TestAuditTruncate checks that TRUNCATE, which row triggers do not see,
 // is refused too.
 func TestAuditTruncate(t *testing.T) {

@@ -4,6 +4,8 @@
 // connection, one writer connection whose transactions begin IMMEDIATE,
 // and a pool of readers. The schema lives in embedded goose migrations
 // (migrations/*.sql), applied at open. SQLite has no exclusion constraint:
-// an R*Tree that triggers keep in step with the allocations lets the store
-// find overlapping allocations in the writing transaction.
+// the single writer checks new allocations, in the transaction that
+// inserts them, against an index of the stored ones it keeps in process
+// (sqlstore.Dialect.AllocIndex), validated at the start of every write
+// transaction against writes of other connections.
 package sqlite

@@ -2,17 +2,17 @@ package sqlite_test
 
 import (
 	"errors"
-	"math"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/store/sqlite"
 	"github.com/neocloud/neocloud/internal/store/storetest"
+	"github.com/neocloud/neocloud/internal/tenant"
 )
 
 func TestConformance(t *testing.T) {
@@ -54,87 +54,100 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
-// TestRTreeInSync checks that allocations_rtree holds, for every
-// allocation, the box of its ordinals and minutes, whatever wrote it: the
-// store, or SQL that bypasses it.
-func TestRTreeInSync(t *testing.T) {
+// TestIndexSeesOtherWrites checks that the store's check of new
+// allocations sees what others wrote to the allocations table: SQL on the
+// store's own write connection (DB), another store on the same file, and
+// SQL that stores overlapping allocations.
+func TestIndexSeesOtherWrites(t *testing.T) {
 	ctx := t.Context()
-	s := sqlite.OpenTest(t)
+	path := filepath.Join(t.TempDir(), "shared.db")
+	s, other := sqlite.OpenTestPath(t, path), sqlite.OpenTestPath(t, path)
 	if err := s.Update(ctx, func(tx engine.Tx) error { return tx.ApplyFleet(ctx, storetest.SyntheticFleet(20)) }); err != nil {
 		t.Fatal(err)
 	}
 	t0 := storetest.T0
-	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	as := []lease.Allocation{
-		{ID: "hours", NodeFrom: 1, NodeTo: 5, Start: t0, End: t0.Add(2 * time.Hour)},
-		{ID: "seconds", NodeFrom: 5, NodeTo: 6, Start: t0.Add(90 * time.Second), End: t0.Add(150*time.Second + time.Microsecond)},
-		{ID: "far", NodeFrom: 6, NodeTo: 20, Start: far, End: far.Add(time.Hour)},
-		{ID: "before 1970", NodeFrom: 1, NodeTo: 3, Start: time.Date(1960, 1, 1, 0, 0, 30, 0, time.UTC), End: time.Date(1960, 1, 1, 0, 1, 30, 0, time.UTC)},
-		{ID: "ended", NodeFrom: 10, NodeTo: 12, Start: t0, End: t0.Add(10 * time.Hour)},
-		{ID: "deleted", NodeFrom: 10, NodeTo: 12, Start: t0.Add(20 * time.Hour), End: t0.Add(21 * time.Hour)},
+	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+	a := func(id string, from, to int64, start, end time.Time) lease.Allocation {
+		return lease.Allocation{ID: id, LeaseID: "l", TenantID: "t", NodeFrom: from, NodeTo: to, Start: start, End: end}
 	}
-	err := s.Update(ctx, func(tx engine.Tx) error {
-		if err := tx.InsertAllocations(ctx, as); err != nil {
+	insert := func(s engine.Store, as ...lease.Allocation) error {
+		return s.Update(ctx, func(tx engine.Tx) error { return tx.InsertAllocations(ctx, as) })
+	}
+	held := func(at time.Time, names ...string) []string {
+		var got []string
+		err := s.Update(ctx, func(tx engine.Tx) (err error) {
+			got, err = tx.HeldNodes(ctx, names, at)
 			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return tx.EndAllocations(ctx, []string{"ended", "deleted"}, t0.Add(5*time.Hour+30*time.Second))
-	})
-	if err != nil {
+		return got
+	}
+	node := func(ord int) string { return storetest.SyntheticFleet(20).Add[ord-1].Name }
+	if err := insert(s, a("hours", 1, 5, h(0), h(2)), a("moved", 5, 6, h(0), h(1))); err != nil {
 		t.Fatal(err)
 	}
-	db := s.DB()
+	// SQL on the store's own connection.
 	for _, q := range []string{
-		`INSERT INTO allocations (id, lease_id, tenant_id, node_from, node_to, start_us, end_us) VALUES ('sql', 'l', 't', 15, 17, 0, 60000001)`,
-		`UPDATE allocations SET node_to = 8, start_us = start_us - 1 WHERE id = 'seconds'`,
+		`INSERT INTO allocations (id, lease_id, tenant_id, node_from, node_to, start_us, end_us) VALUES ('sql', 'l', 't', 15, 17, ` +
+			strconv.FormatInt(h(0).UnixMicro(), 10) + `, ` + strconv.FormatInt(h(1).UnixMicro(), 10) + `)`,
+		`UPDATE allocations SET node_from = 7, node_to = 8 WHERE id = 'moved'`,
 		`DELETE FROM allocations WHERE id = 'hours'`,
 	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// What SQL wrote, the store sees.
-	err = s.Update(ctx, func(tx engine.Tx) error {
-		return tx.InsertAllocations(ctx, []lease.Allocation{{ID: "x", NodeFrom: 16, NodeTo: 17, Start: time.UnixMicro(60000000), End: time.UnixMicro(60000002)}})
-	})
-	if !errors.Is(err, engine.ErrConflict) {
-		t.Errorf("insert over an allocation written by SQL: err = %v, want ErrConflict", err)
+	for _, tc := range []struct {
+		a    lease.Allocation
+		want error
+	}{
+		{a("over-sql", 16, 17, h(0), h(2)), engine.ErrConflict},
+		{a("over-moved", 7, 8, h(0), h(2)), engine.ErrConflict},
+		{a("where-moved-was", 5, 6, h(0), h(2)), nil},
+		{a("where-hours-was", 1, 5, h(0), h(2)), nil},
+		{a("sql", 18, 19, h(0), h(2)), tenant.ErrExists},
+	} {
+		if err := insert(s, tc.a); !errors.Is(err, tc.want) || (err != nil) != (tc.want != nil) {
+			t.Errorf("insert %s after SQL wrote on the store's connection: err = %v, want %v", tc.a.ID, err, tc.want)
+		}
+	}
+	if got, want := held(h(0), node(7), node(9), node(15)), []string{node(15), node(7)}; !slices.Equal(got, want) {
+		t.Errorf("HeldNodes = %v, want %v", got, want)
 	}
 
-	type box struct{ Seq, NodeLo, NodeHi, MinuteLo, MinuteHi int64 }
-	minute := func(us int64) int64 {
-		return int64(max(math.MinInt32, min(math.MaxInt32, math.Floor(float64(us)/60e6))))
-	}
-	var want []box
-	rows, err := db.QueryContext(ctx, `SELECT seq, node_from, node_to, start_us, end_us FROM allocations ORDER BY seq`)
-	if err != nil {
+	// Another store, then SQL on its connection that stores allocations
+	// that overlap each other.
+	if err := insert(other, a("other", 10, 12, h(5), h(6))); err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var seq, from, to, start, end int64
-		if err := rows.Scan(&seq, &from, &to, &start, &end); err != nil {
-			t.Fatal(err)
+	if err := insert(s, a("over-other", 11, 13, h(5), h(7))); !errors.Is(err, engine.ErrConflict) {
+		t.Errorf("insert over another store's allocation: err = %v, want ErrConflict", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO allocations (id, lease_id, tenant_id, node_from, node_to, start_us, end_us) VALUES ` +
+			`('bad-1', 'l', 't', 18, 20, ` + strconv.FormatInt(h(10).UnixMicro(), 10) + `, ` + strconv.FormatInt(h(20).UnixMicro(), 10) + `), ` +
+			`('bad-2', 'l', 't', 19, 21, ` + strconv.FormatInt(h(11).UnixMicro(), 10) + `, ` + strconv.FormatInt(h(12).UnixMicro(), 10) + `)`,
+	} {
+		if _, err := other.DB().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
-		want = append(want, box{seq, from, to - 1, minute(start), minute(end - 1)})
 	}
-	rows.Close()
-	var got []box
-	rows, err = db.QueryContext(ctx, `SELECT seq, node_lo, node_hi, minute_lo, minute_hi FROM allocations_rtree ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var b box
-		if err := rows.Scan(&b.Seq, &b.NodeLo, &b.NodeHi, &b.MinuteLo, &b.MinuteHi); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		a    lease.Allocation
+		want error
+	}{
+		{a("over-bad-1", 18, 19, h(15), h(16)), engine.ErrConflict},
+		{a("over-bad-2", 20, 21, h(11), h(12)), engine.ErrConflict},
+		{a("between", 20, 21, h(12), h(13)), nil},
+	} {
+		if err := insert(s, tc.a); !errors.Is(err, tc.want) || (err != nil) != (tc.want != nil) {
+			t.Errorf("insert %s after SQL stored overlapping allocations: err = %v, want %v", tc.a.ID, err, tc.want)
 		}
-		got = append(got, b)
 	}
-	rows.Close()
-	if len(want) != 5 {
-		t.Fatalf("%d allocations, want 5", len(want))
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("allocations_rtree (-want +got):\n%s", diff)
+	if got, want := held(h(12), node(18), node(19), node(20)), []string{node(18), node(19), node(20)}; !slices.Equal(got, want) {
+		t.Errorf("HeldNodes = %v, want %v", got, want)
 	}
 }
 
@@ -152,4 +165,8 @@ func BenchmarkUpdateFleet31k(b *testing.B) {
 
 func BenchmarkInsertAllocations(b *testing.B) {
 	storetest.BenchmarkInsertAllocations(b, func(b *testing.B) engine.Store { return sqlite.OpenTest(b) })
+}
+
+func BenchmarkAdmissions(b *testing.B) {
+	storetest.BenchmarkAdmissions(b, func(b *testing.B) engine.Store { return sqlite.OpenTest(b) })
 }

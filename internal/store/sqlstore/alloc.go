@@ -6,7 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -17,73 +17,94 @@ import (
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
-// minuteMicros is the R*Tree's unit of time, a minute, in microseconds.
-const minuteMicros = 60_000_000
-
-// rtreeMinutes returns the closed range of minutes since the epoch that
-// [start, end) touches, clamped to 32 bits: the time side of the box that
-// store/sqlite's triggers give an allocation in allocations_rtree.
-// Clamping is monotone, so intervals that overlap keep ranges that
-// intersect.
-func rtreeMinutes(start, end time.Time) (lo, hi int64) {
-	return clamp32(floorDiv(micros(start), minuteMicros)), clamp32(floorDiv(micros(end)-1, minuteMicros))
-}
-
-// floorDiv returns a / b rounded toward minus infinity, for b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
-}
-
-func clamp32(v int64) int64 { return max(math.MinInt32, min(math.MaxInt32, v)) }
-
 // HeldNodes returns the names among nodes that have an allocation ending
 // after t, sorted and without repeats; names of no node are left out.
 func (t *tx) HeldNodes(ctx context.Context, nodes []string, at time.Time) ([]string, error) {
-	// The allocation holds the node when its run contains the ordinal.
-	var q string
-	var pre []any
-	if t.c.d.RTree {
-		_, minute := rtreeMinutes(at, at.Add(time.Microsecond))
-		q = `SELECT n.name FROM nodes n WHERE EXISTS (SELECT 1 FROM allocations_rtree r JOIN allocations a ON a.seq = r.seq
-				WHERE r.node_lo <= n.ord AND r.node_hi >= n.ord AND r.minute_hi >= ?
-				AND a.node_from <= n.ord AND a.node_to > n.ord AND a.end_us > ?)`
-		pre = []any{minute, micros(at)}
+	var held []string
+	var err error
+	if t.ix != nil {
+		held, err = t.heldIndexed(ctx, nodes, at)
 	} else {
-		// [start, end) && [at, ∞) exactly when end > at.
-		q = `SELECT n.name FROM nodes n WHERE EXISTS (SELECT 1 FROM allocations a
-				WHERE int8range(a.node_from, a.node_to) @> n.ord
-				AND int8range(a.start_us, a.end_us) && int8range(CAST(? AS BIGINT), NULL))`
-		pre = []any{micros(at)}
+		held, err = t.heldSQL(ctx, nodes, at)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("store: held nodes: %w", err)
+	}
+	slices.Sort(held)
+	return slices.Compact(held), nil
+}
+
+// heldIndexed is HeldNodes through the allocation index: the ordinals of
+// nodes come from the database, the allocations from the index.
+func (t *tx) heldIndexed(ctx context.Context, nodes []string, at time.Time) ([]string, error) {
+	ix, err := t.ix.use(ctx, t.c)
+	if err != nil {
+		return nil, err
+	}
+	byOrd := map[int64]string{}
+	for batch := range slices.Chunk(nodes, t.c.d.batchRows(1)) {
+		args := make([]any, len(batch))
+		for i, n := range batch {
+			args[i] = n
+		}
+		rows, err := t.c.query(ctx, `SELECT name, ord FROM nodes WHERE name IN (`+list(len(batch))+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var n string
+			var ord int64
+			if err := rows.Scan(&n, &ord); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			byOrd[ord] = n
+		}
+		if err := closeRows(rows); err != nil {
+			return nil, err
+		}
+	}
+	ords := slices.Sorted(maps.Keys(byOrd))
 	held := []string{}
-	for batch := range slices.Chunk(nodes, t.c.d.batchRows(1)-len(pre)) {
-		args := make([]any, 0, len(pre)+len(batch))
-		args = append(args, pre...)
+	for i, h := range ix.held(ords, micros(at)) {
+		if h {
+			held = append(held, byOrd[ords[i]])
+		}
+	}
+	return held, nil
+}
+
+// heldSQL is HeldNodes in one query per batch of nodes: the allocation
+// holds the node when its run contains the ordinal, and [start, end) &&
+// [at, ∞) exactly when end > at.
+func (t *tx) heldSQL(ctx context.Context, nodes []string, at time.Time) ([]string, error) {
+	const q = `SELECT n.name FROM nodes n WHERE EXISTS (SELECT 1 FROM allocations a
+			WHERE int8range(a.node_from, a.node_to) @> n.ord
+			AND int8range(a.start_us, a.end_us) && int8range(CAST(? AS BIGINT), NULL))`
+	held := []string{}
+	for batch := range slices.Chunk(nodes, t.c.d.batchRows(1)-1) {
+		args := make([]any, 0, 1+len(batch))
+		args = append(args, micros(at))
 		for _, n := range batch {
 			args = append(args, n)
 		}
 		rows, err := t.c.query(ctx, q+` AND n.name IN (`+list(len(batch))+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: held nodes: %w", err)
+			return nil, err
 		}
 		for rows.Next() {
 			var n string
 			if err := rows.Scan(&n); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("store: held nodes: %w", err)
+				return nil, err
 			}
 			held = append(held, n)
 		}
 		if err := closeRows(rows); err != nil {
-			return nil, fmt.Errorf("store: held nodes: %w", err)
+			return nil, err
 		}
 	}
-	slices.Sort(held)
-	return slices.Compact(held), nil
+	return held, nil
 }
 
 // InsertAllocations stores every allocation of as, or none. Errors, in the
@@ -96,13 +117,14 @@ func (t *tx) HeldNodes(ctx context.Context, nodes []string, at time.Time) ([]str
 //
 // Writers take turns (SQLite has one writer; PostgreSQL's take the
 // dialect's writer lock first), so each check sees what earlier writers
-// committed. In SQLite the store alone guards against overlaps: the
-// R*Tree finds them before the insert. In PostgreSQL the exclusion
+// committed. In SQLite the store alone guards against overlaps and taken
+// IDs (the table has no constraint on either): it checks each allocation,
+// in order, against its allocation index (allocIndex), which holds what
+// the transaction sees, before the insert. In PostgreSQL the exclusion
 // constraint does, during the insert, which runs under a savepoint: on a
 // violation the savepoint is rolled back and the queries that name the
 // culprit run (an overlap check before the insert would double the work of
-// the common case). Every check takes one statement per batch of up to 256
-// allocations, whatever the number stored.
+// the common case), one statement per batch of up to 256 allocations.
 func (t *tx) InsertAllocations(ctx context.Context, as []lease.Allocation) error {
 	if len(as) == 0 {
 		return nil
@@ -135,23 +157,13 @@ func (t *tx) insertAllocations(ctx context.Context, as []lease.Allocation) error
 	if dup != "" {
 		return fmt.Errorf("allocation %s: ID given twice: %w", dup, tenant.ErrExists)
 	}
-	within, other := overlapWithin(as)
-	if within >= 0 {
+	if t.ix != nil {
+		return t.insertIndexed(ctx, as)
+	}
+	if within, other := overlapWithin(as); within >= 0 {
 		return t.diagnose(ctx, as, within, other)
 	}
-	if t.c.d.RTree {
-		first, other, err := t.storedOverlap(ctx, as)
-		if err != nil {
-			return err
-		}
-		if first >= 0 {
-			return t.diagnose(ctx, as, first, other)
-		}
-	}
-	return t.insertAll(ctx, len(as), insertCols, insertQuery, func(i int, args []any) ([]any, error) {
-		a := as[i]
-		return append(args, a.ID, a.LeaseID, a.TenantID, a.NodeFrom, a.NodeTo, micros(a.Start), micros(a.End)), nil
-	}, func(err error) error {
+	return t.insertAll(ctx, allocationsInsert, len(as), insertRow(as), func(err error) error {
 		if !errors.Is(err, tenant.ErrExists) && !errors.Is(err, engine.ErrConflict) {
 			return err
 		}
@@ -162,44 +174,47 @@ func (t *tx) insertAllocations(ctx context.Context, as []lease.Allocation) error
 	})
 }
 
-// insertAll inserts n rows of cols columns, appended to args by row, with
-// the prepared multi-row statements query makes, under a savepoint: when
-// one fails, it rolls back to the savepoint, so that no row is stored and
-// the transaction stays usable (even in PostgreSQL), and returns what
-// failed makes of the error.
-func (t *tx) insertAll(ctx context.Context, n, cols int, query func(rows int) string,
-	row func(i int, args []any) ([]any, error), failed func(error) error) error {
-	const savepoint = `insert_all`
-	if _, err := t.c.exec(ctx, `SAVEPOINT `+savepoint); err != nil {
-		return err
+// insertRow appends the columns of as[i] to args, for insertAll.
+func insertRow(as []lease.Allocation) func(i int, args []any) ([]any, error) {
+	return func(i int, args []any) ([]any, error) {
+		a := as[i]
+		return append(args, a.ID, a.LeaseID, a.TenantID, a.NodeFrom, a.NodeTo, micros(a.Start), micros(a.End)), nil
 	}
-	rows := make([]struct{}, n) // pow2Chunks cuts indexes
-	for start, batch := range pow2Chunks(rows, t.c.d.batchRows(cols)) {
-		args := make([]any, 0, len(batch)*cols)
-		for i := range batch {
-			var err error
-			if args, err = row(start+i, args); err != nil {
-				return errors.Join(err, t.rollbackTo(ctx, savepoint))
-			}
-		}
-		if _, err := t.c.execPrepared(ctx, query(len(batch)), args...); err != nil {
-			if rbErr := t.rollbackTo(ctx, savepoint); rbErr != nil {
-				return errors.Join(err, rbErr)
-			}
-			return failed(err)
-		}
-	}
-	_, err := t.c.exec(ctx, `RELEASE SAVEPOINT `+savepoint)
-	return err
 }
 
-// rollbackTo rolls back to savepoint and releases it.
-func (t *tx) rollbackTo(ctx context.Context, savepoint string) error {
-	if _, err := t.c.exec(ctx, `ROLLBACK TO SAVEPOINT `+savepoint); err != nil {
+// insertIndexed checks as against the allocation index, adding each
+// allocation to it once checked, so that later ones are checked against
+// earlier ones too, then inserts them. On any error it leaves the index
+// as it found it.
+func (t *tx) insertIndexed(ctx context.Context, as []lease.Allocation) error {
+	ix, err := t.ix.use(ctx, t.c)
+	if err != nil {
 		return err
 	}
-	_, err := t.c.exec(ctx, `RELEASE SAVEPOINT `+savepoint)
-	return err
+	for _, a := range as {
+		if _, ok := ix.byID[a.ID]; ok {
+			return fmt.Errorf("allocation %s: ID taken: %w", a.ID, tenant.ErrExists)
+		}
+	}
+	mark := ix.mark()
+	for _, a := range as {
+		r := allocRec{id: a.ID, leaseID: a.LeaseID, from: a.NodeFrom, to: a.NodeTo, startUS: micros(a.Start), endUS: micros(a.End)}
+		if other := ix.overlap(r.from, r.to, r.startUS, r.endUS); other >= 0 {
+			err := fmt.Errorf("allocation %s overlaps allocation %s: %w", a.ID, ix.recs[other].id, engine.ErrConflict)
+			ix.rollbackTo(mark)
+			return err
+		}
+		ix.insert(r)
+	}
+	err = t.insertAll(ctx, allocationsInsert, len(as), insertRow(as), func(err error) error { return err })
+	if err != nil {
+		// The index saw no reason to refuse: the table holds what the
+		// index does not know.
+		ix.rollbackTo(mark)
+		ix.invalidate()
+		return err
+	}
+	return nil
 }
 
 // taken returns which of ids are IDs of rows of table.
@@ -258,44 +273,21 @@ func (t *tx) diagnose(ctx context.Context, as []lease.Allocation, first int, oth
 	return fmt.Errorf("allocation %s overlaps allocation %s: %w", as[first].ID, other, engine.ErrConflict)
 }
 
-// The batch statements of InsertAllocations, for n rows. Each comes in the
-// shapes pow2Chunks makes, prepared once (batchQueries).
+// Columns of the batch statements of the checks PostgreSQL runs after a
+// refused insert, cut by pow2Chunks.
 const (
-	insertCols  = 7
 	idsCols     = 1
-	runsCols    = 3
 	overlapCols = 5
-	rtreeCols   = 7 // overlapCols and the R*Tree's minutes
 )
 
-func insertQuery(n int) string {
-	return `INSERT INTO allocations (id, lease_id, tenant_id, node_from, node_to, start_us, end_us) VALUES ` + values(n, insertCols)
-}
-
-// runsQuery returns the least index of a row of v(i, f, t) whose run
-// includes an ordinal of no node in service, or NULL.
-func runsQuery(n int) string {
-	const row = `(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))`
-	return `WITH v (i, f, t) AS (VALUES ` + tuples(row, n) + `)
-		SELECT MIN(v.i) FROM v WHERE v.f < 1 OR v.t > (SELECT COALESCE(MAX(ord), 0) + 1 FROM nodes)
-			OR EXISTS (SELECT 1 FROM nodes n WHERE n.retired_us IS NOT NULL AND n.ord >= v.f AND n.ord < v.t)`
-}
+// allocationsInsert inserts allocations.
+var allocationsInsert = bulkInsert{table: "allocations",
+	columns: "id, lease_id, tenant_id, node_from, node_to, start_us, end_us", cols: 7}
 
 // overlapQuery returns the least index of a row of v(i, f, t, s, e) that
 // overlaps a stored allocation, with that allocation's ID; no row when
-// none does. With the R*Tree, v also has (ml, mh), the run's minutes: the
-// R*Tree finds the allocations whose boxes intersect the run's box,
-// ordinals [f, t - 1] by minutes [ml, mh], and the join checks them
-// exactly. Otherwise PostgreSQL's GiST index finds them.
-func overlapQuery(d *Dialect, n int) string {
-	if d.RTree {
-		return `WITH v (i, f, t, s, e, ml, mh) AS (VALUES ` + tuples(`(?, ?, ?, ?, ?, ?, ?)`, n) + `)
-			SELECT v.i, a.id FROM v
-			JOIN allocations_rtree r ON r.node_lo < v.t AND r.node_hi >= v.f AND r.minute_lo <= v.mh AND r.minute_hi >= v.ml
-			JOIN allocations a ON a.seq = r.seq
-			WHERE a.node_from < v.t AND a.node_to > v.f AND a.start_us < v.e AND a.end_us > v.s
-			ORDER BY v.i, a.id LIMIT 1`
-	}
+// none does. PostgreSQL's GiST index finds them.
+func overlapQuery(n int) string {
 	const row = `(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))`
 	return `WITH v (i, f, t, s, e) AS (VALUES ` + tuples(row, n) + `)
 		SELECT v.i, a.id FROM v JOIN allocations a
@@ -304,24 +296,15 @@ func overlapQuery(d *Dialect, n int) string {
 		ORDER BY v.i, a.id LIMIT 1`
 }
 
-// batchQueries returns every shape of every batch statement of d: those
-// of InsertAllocations, InsertLeases and AppendAudits, the writes of
-// admission.
+// batchQueries returns every shape of every batch statement of d: the
+// inserts of InsertAllocations, InsertLeases and AppendAudits, the writes
+// of admission. PostgreSQL looks for overlaps only after its exclusion
+// constraint refused an insert: overlapQuery is not among them.
 func batchQueries(d *Dialect) []string {
-	type shaped struct {
-		cols  int
-		query func(int) string
-	}
-	all := []shaped{{insertCols, insertQuery}, {runsCols, runsQuery}, {leaseCols, leaseInsertQuery}, {auditCols, auditInsertQuery}}
-	if d.RTree {
-		// PostgreSQL looks for overlaps only after its exclusion
-		// constraint refused an insert.
-		all = append(all, shaped{rtreeCols, func(n int) string { return overlapQuery(d, n) }})
-	}
 	var qs []string
-	for _, q := range all {
-		for n := 1; n <= pow2Floor(d.batchRows(q.cols)); n *= 2 {
-			qs = append(qs, q.query(n))
+	for _, b := range []bulkInsert{allocationsInsert, leasesInsert, auditInsert} {
+		for n := 1; n <= pow2Floor(d.batchRows(b.cols)); n *= 2 {
+			qs = append(qs, b.query(d, n))
 		}
 	}
 	return qs
@@ -350,45 +333,65 @@ func (t *tx) checkIDsFree(ctx context.Context, as []lease.Allocation) error {
 // the first allocation of as whose run includes an ordinal of no node in
 // service. Ordinals run from 1 to the largest without gaps and nodes are
 // never deleted, so a run names nodes in service when it lies within
-// [1, MAX(ord)] and contains no retired node's ordinal: one probe of an
-// index of the (few) retired nodes per run, whatever the run's length.
+// [1, MAX(ord)] and contains no retired node's ordinal: a binary search of
+// the (few) retired nodes' ordinals per run, whatever the run's length.
+// The largest ordinal and the retired ones are read once per transaction
+// (again after ApplyFleet).
 func (t *tx) checkRunsInService(ctx context.Context, as []lease.Allocation) error {
-	for start, batch := range pow2Chunks(as, t.c.d.batchRows(runsCols)) {
-		args := make([]any, 0, len(batch)*runsCols)
-		for i, a := range batch {
-			args = append(args, start+i, a.NodeFrom, a.NodeTo)
-		}
-		var first sql.NullInt64
-		if err := t.c.queryRowPrepared(ctx, runsQuery(len(batch)), args...).Scan(&first); err != nil {
+	if t.runs == nil {
+		r, err := t.loadRuns(ctx)
+		if err != nil {
 			return fmt.Errorf("check nodes: %w", err)
 		}
-		if first.Valid {
-			a := as[first.Int64]
+		t.runs = r
+	}
+	for _, a := range as {
+		k, _ := slices.BinarySearch(t.runs.retired, a.NodeFrom)
+		if a.NodeFrom < 1 || a.NodeTo > t.runs.last+1 || k < len(t.runs.retired) && t.runs.retired[k] < a.NodeTo {
 			return fmt.Errorf("allocation %s: nodes [%d, %d): not all in service: %w", a.ID, a.NodeFrom, a.NodeTo, engine.ErrNotFound)
 		}
 	}
 	return nil
 }
 
+// ordinals is what checkRunsInService knows of nodes: the largest ordinal
+// and those of retired nodes, sorted.
+type ordinals struct {
+	last    int64
+	retired []int64
+}
+
+func (t *tx) loadRuns(ctx context.Context) (*ordinals, error) {
+	r := &ordinals{}
+	if err := t.c.queryRow(ctx, `SELECT COALESCE(MAX(ord), 0) FROM nodes`).Scan(&r.last); err != nil {
+		return nil, err
+	}
+	rows, err := t.c.query(ctx, `SELECT ord FROM nodes WHERE retired_us IS NOT NULL ORDER BY ord`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var o int64
+		if err := rows.Scan(&o); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.retired = append(r.retired, o)
+	}
+	return r, closeRows(rows)
+}
+
 // storedOverlap returns the index of the first allocation of as that
 // overlaps a stored one, and the stored one's ID; -1 when none does.
 func (t *tx) storedOverlap(ctx context.Context, as []lease.Allocation) (int, string, error) {
-	cols := overlapCols
-	if t.c.d.RTree {
-		cols = rtreeCols
-	}
-	for start, batch := range pow2Chunks(as, t.c.d.batchRows(cols)) {
-		args := make([]any, 0, len(batch)*cols)
+	for start, batch := range pow2Chunks(as, t.c.d.batchRows(overlapCols)) {
+		args := make([]any, 0, len(batch)*overlapCols)
 		for i, a := range batch {
 			args = append(args, start+i, a.NodeFrom, a.NodeTo, micros(a.Start), micros(a.End))
-			if t.c.d.RTree {
-				lo, hi := rtreeMinutes(a.Start, a.End)
-				args = append(args, lo, hi)
-			}
 		}
 		var i int
 		var id string
-		err := t.c.queryRowPrepared(ctx, overlapQuery(t.c.d, len(batch)), args...).Scan(&i, &id)
+		err := t.c.queryRowPrepared(ctx, overlapQuery(len(batch)), args...).Scan(&i, &id)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -460,31 +463,23 @@ func (t *tx) EndAllocations(ctx context.Context, ids []string, at time.Time) err
 	if len(ids) == 0 {
 		return nil
 	}
-	found := map[string]bool{}
-	for batch := range slices.Chunk(ids, t.c.d.batchRows(1)) {
-		args := make([]any, len(batch))
-		for i, id := range batch {
-			args[i] = id
-		}
-		rows, err := t.c.query(ctx, `SELECT id FROM allocations WHERE id IN (`+list(len(batch))+`)`, args...)
-		if err != nil {
-			return fmt.Errorf("store: end allocations: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("store: end allocations: %w", err)
-			}
-			found[id] = true
-		}
-		if err := closeRows(rows); err != nil {
-			return fmt.Errorf("store: end allocations: %w", err)
-		}
+	if err := t.endAllocations(ctx, ids, at); err != nil {
+		return fmt.Errorf("store: end allocations: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) endAllocations(ctx context.Context, ids []string, at time.Time) error {
+	if t.ix != nil {
+		return t.endIndexed(ctx, ids, at)
+	}
+	found, err := t.taken(ctx, `allocations`, ids)
+	if err != nil {
+		return err
 	}
 	for _, id := range ids {
 		if !found[id] {
-			return fmt.Errorf("store: end allocations: allocation %s: %w", id, engine.ErrNotFound)
+			return fmt.Errorf("allocation %s: %w", id, engine.ErrNotFound)
 		}
 	}
 	us := micros(at)
@@ -496,11 +491,51 @@ func (t *tx) EndAllocations(ctx context.Context, ids []string, at time.Time) err
 		}
 		in := list(len(batch))
 		if _, err := t.c.exec(ctx, `DELETE FROM allocations WHERE start_us >= ? AND id IN (`+in+`)`, args[1:]...); err != nil {
-			return fmt.Errorf("store: end allocations: delete: %w", err)
+			return fmt.Errorf("delete: %w", err)
 		}
 		if _, err := t.c.exec(ctx, `UPDATE allocations SET end_us = ? WHERE end_us > ? AND id IN (`+in+`)`, args...); err != nil {
-			return fmt.Errorf("store: end allocations: update: %w", err)
+			return fmt.Errorf("update: %w", err)
 		}
+	}
+	return nil
+}
+
+// endIndexed is EndAllocations with the allocation index, which knows
+// the IDs and the lease of each: the table's key starts with the lease,
+// and IDs are unique.
+func (t *tx) endIndexed(ctx context.Context, ids []string, at time.Time) error {
+	ix, err := t.ix.use(ctx, t.c)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, ok := ix.byID[id]; !ok {
+			return fmt.Errorf("allocation %s: %w", id, engine.ErrNotFound)
+		}
+	}
+	us := micros(at)
+	for batch := range slices.Chunk(ids, (t.c.d.batchRows(1)-2)/2) {
+		leases := make([]any, 0, len(batch))
+		in := make([]any, 0, len(batch))
+		for _, id := range batch {
+			leases = append(leases, ix.recs[ix.byID[id]].leaseID)
+			in = append(in, id)
+		}
+		where := ` lease_id IN (` + list(len(leases)) + `) AND id IN (` + list(len(in)) + `)`
+		keys := append(leases, in...)
+		_, err := t.c.exec(ctx, `DELETE FROM allocations WHERE start_us >= ? AND`+where, append([]any{us}, keys...)...)
+		if err != nil {
+			err = fmt.Errorf("delete: %w", err)
+		} else if _, err = t.c.exec(ctx, `UPDATE allocations SET end_us = ? WHERE end_us > ? AND`+where, append([]any{us, us}, keys...)...); err != nil {
+			err = fmt.Errorf("update: %w", err)
+		}
+		if err != nil {
+			ix.invalidate() // the table may hold some of the changes
+			return err
+		}
+	}
+	for _, id := range ids {
+		ix.end(id, us)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 package sqlstore
 
 import (
-	"math"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -34,42 +34,103 @@ func TestPow2Chunks(t *testing.T) {
 	}
 }
 
-// TestRTreeMinutes checks that intervals that overlap get minute ranges
-// that intersect, and that minute-aligned intervals that do not overlap
-// get ranges that do not.
-func TestRTreeMinutes(t *testing.T) {
+// TestAllocIndex drives an allocIndex with random inserts (checked first,
+// as InsertAllocations does), ends and rollbacks, and compares its answers
+// with a brute-force model: overlap finds an overlapping allocation, and
+// the one of least ID, exactly when one exists; held agrees; a rollback
+// restores what was.
+func TestAllocIndex(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		us := rapid.OneOf(rapid.Int64Range(-1e12, 1e12), rapid.Int64Range(math.MinInt64/4, math.MaxInt64/4))
-		s1 := us.Draw(t, "s1")
-		e1 := s1 + rapid.Int64Range(1, 1e12).Draw(t, "len1")
-		s2 := s1 + rapid.Int64Range(-2e12, 2e12).Draw(t, "off2")
-		e2 := s2 + rapid.Int64Range(1, 1e12).Draw(t, "len2")
-		lo1, hi1 := rtreeMinutes(time.UnixMicro(s1), time.UnixMicro(e1))
-		lo2, hi2 := rtreeMinutes(time.UnixMicro(s2), time.UnixMicro(e2))
-		if lo1 > hi1 || lo2 > hi2 {
-			t.Fatalf("empty minute range: [%d, %d], [%d, %d]", lo1, hi1, lo2, hi2)
+		ix := &allocIndex{}
+		ix.reset()
+		var model []allocRec
+		type saved struct {
+			mark  int
+			model []allocRec
 		}
-		overlap := s1 < e2 && s2 < e1
-		if overlap && (lo1 > hi2 || lo2 > hi1) {
-			t.Fatalf("[%d, %d) and [%d, %d) overlap, minutes [%d, %d] and [%d, %d] do not", s1, e1, s2, e2, lo1, hi1, lo2, hi2)
+		var marks []saved
+		overlaps := func(a allocRec, from, to, s, e int64) bool {
+			return a.from < to && from < a.to && a.startUS < e && s < a.endUS
+		}
+		// Ordinals and instants in units that put allocations in cells of
+		// every level, and some loose.
+		const hour = int64(1) << 32 // µs, about 72 minutes
+		from := rapid.OneOf(rapid.Int64Range(1, 200), rapid.Int64Range(1, 1<<21), rapid.Int64Range(-5, 5))
+		length := rapid.OneOf(rapid.Int64Range(1, 70), rapid.Int64Range(1, 1<<23))
+		instant := rapid.OneOf(rapid.Int64Range(0, 40*hour), rapid.Int64Range(-1<<62, 1<<62))
+		duration := rapid.OneOf(rapid.Int64Range(1, 20*hour), rapid.Int64Range(1, 1<<60), rapid.Int64Range(1, 3))
+		rect := func() (int64, int64, int64, int64) {
+			f := from.Draw(t, "from")
+			st := instant.Draw(t, "start")
+			return f, f + length.Draw(t, "len"), st, st + duration.Draw(t, "duration")
+		}
+		n := 0
+		for range rapid.IntRange(1, 80).Draw(t, "steps") {
+			switch rapid.IntRange(0, 11).Draw(t, "op") {
+			case 0, 1, 2, 3, 4, 5: // check, then insert when free (or, as a load would, anyway)
+				f, to, st, e := rect()
+				want := ""
+				for _, a := range model {
+					if overlaps(a, f, to, st, e) && (want == "" || a.id < want) {
+						want = a.id
+					}
+				}
+				got := ""
+				if r := ix.overlap(f, to, st, e); r >= 0 {
+					got = ix.recs[r].id
+				}
+				if got != want {
+					t.Fatalf("overlap(%d, %d, %d, %d) = %q, want %q (model %v)", f, to, st, e, got, want, model)
+				}
+				if want == "" || rapid.IntRange(0, 3).Draw(t, "force") == 0 {
+					n++
+					r := allocRec{id: fmt.Sprintf("a%03d", n), from: f, to: to, startUS: st, endUS: e}
+					ix.insert(r)
+					model = append(model, r)
+				}
+			case 6, 7: // end
+				if len(model) == 0 {
+					continue
+				}
+				i := rapid.IntRange(0, len(model)-1).Draw(t, "end")
+				a := model[i]
+				at := a.startUS + rapid.Int64Range(-1, a.endUS-a.startUS+1).Draw(t, "at")
+				if !ix.end(a.id, at) {
+					t.Fatalf("end(%s): not indexed", a.id)
+				}
+				model = slices.Clone(model)
+				switch {
+				case a.startUS >= at:
+					model = slices.Delete(model, i, i+1)
+				case a.endUS > at:
+					model[i].endUS = at
+				}
+			case 8: // mark
+				marks = append(marks, saved{ix.mark(), slices.Clone(model)})
+			case 9, 10: // roll back to the last mark
+				if len(marks) == 0 {
+					continue
+				}
+				m := marks[len(marks)-1]
+				marks = marks[:len(marks)-1]
+				ix.rollbackTo(m.mark)
+				model = m.model
+			case 11: // held agrees with the model
+				ords := slices.Compact(slices.Sorted(slices.Values(rapid.SliceOfN(from, 1, 5).Draw(t, "held"))))
+				at := instant.Draw(t, "held_at")
+				got := ix.held(ords, at)
+				for k, o := range ords {
+					want := slices.ContainsFunc(model, func(a allocRec) bool { return a.from <= o && o < a.to && a.endUS > at })
+					if got[k] != want {
+						t.Fatalf("held(%d, %d) = %v, want %v (model %v)", o, at, got[k], want, model)
+					}
+				}
+			}
+			if len(ix.byID) != len(model) {
+				t.Fatalf("%d allocations indexed, want %d", len(ix.byID), len(model))
+			}
 		}
 	})
-	const m = minuteMicros
-	for _, tc := range []struct{ s, e, lo, hi int64 }{
-		{0, m, 0, 0},
-		{0, m + 1, 0, 1},
-		{m, 2 * m, 1, 1},
-		{-1, 1, -1, 0},
-		{-m, 0, -1, -1},
-		{-m - 1, -m, -2, -2},
-		{math.MaxInt64 / 2, math.MaxInt64/2 + 1, math.MaxInt32, math.MaxInt32},
-		{math.MinInt64 / 2, math.MinInt64/2 + 1, math.MinInt32, math.MinInt32},
-	} {
-		lo, hi := rtreeMinutes(time.UnixMicro(tc.s), time.UnixMicro(tc.e))
-		if lo != tc.lo || hi != tc.hi {
-			t.Errorf("rtreeMinutes(%d, %d) = [%d, %d], want [%d, %d]", tc.s, tc.e, lo, hi, tc.lo, tc.hi)
-		}
-	}
 }
 
 // TestOverlapWithin compares overlapWithin with a brute-force search.

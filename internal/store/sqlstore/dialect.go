@@ -15,11 +15,19 @@ type Dialect struct {
 	NumberedParams bool
 	// MaxParams is the most bind parameters one statement may carry.
 	MaxParams int
-	// RTree selects how overlapping allocations are found: through the
-	// R*Tree allocations_rtree that triggers keep in step with allocations
-	// (SQLite), rather than by comparing int8range values, which the GiST
-	// index of PostgreSQL's exclusion constraint serves.
-	RTree bool
+	// AllocIndex selects how overlapping allocations are refused: the
+	// store checks each new allocation, in the transaction that inserts
+	// it, against an index of the stored ones that it keeps in process and
+	// validates at the start of every write transaction (SQLite, whose
+	// single writer makes that check final), rather than leaving it to an
+	// exclusion constraint (PostgreSQL; int8range values, served by the
+	// constraint's GiST index).
+	AllocIndex bool
+	// UndoByRowid selects how a multi-row insert that fails half-way is
+	// undone: by deleting the rows it added, found by rowid (SQLite),
+	// rather than by rolling back to a savepoint (PostgreSQL, where a
+	// failed statement aborts the transaction otherwise). See insertAll.
+	UndoByRowid bool
 	// WriterLock, when set, runs first in every write transaction and
 	// blocks until no other transaction holds it: it makes writers from
 	// several processes take turns (PostgreSQL: a transaction-scoped

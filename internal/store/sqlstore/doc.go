@@ -1,9 +1,10 @@
 // Package sqlstore implements engine.Store once over database/sql, for every
 // SQL database Neocloud supports. What differs between databases — the
 // placeholder syntax, the bind-parameter limit, how a driver reports a
-// unique or exclusion violation and how overlapping allocations are found
-// (an R*Tree in SQLite, the exclusion constraint's GiST index in
-// PostgreSQL) — is a small Dialect supplied by the opening package
+// unique or exclusion violation, how overlapping allocations are refused
+// (by the writer, against an index of them it keeps in process, in SQLite;
+// by the exclusion constraint in PostgreSQL) and how a failed bulk insert
+// is undone — is a small Dialect supplied by the opening package
 // (store/sqlite, store/postgres); the queries themselves are written once,
 // with "?" placeholders, in SQL both databases accept where they can.
 //
@@ -13,7 +14,8 @@
 // Revoked and Cancelled is NULL. A node has an ordinal (nodes.ord), and an
 // allocation holds a run of ordinals. Bulk writes (ApplyFleet,
 // InsertAllocations, InsertLeases, AppendAudits) use multi-row statements
-// in batches inside the one transaction; InsertAllocations' batches come in
-// a few shapes (powers of two), prepared once per store, because modernc's
-// SQLite would otherwise parse each anew.
+// in batches inside the one transaction; the batches of InsertAllocations,
+// InsertLeases and AppendAudits come in a few shapes (powers of two),
+// prepared once per store, because modernc's SQLite would otherwise parse
+// each anew.
 package sqlstore

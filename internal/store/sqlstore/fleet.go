@@ -219,6 +219,7 @@ func (r reader) LatestFleetRevision(ctx context.Context) (engine.FleetRevision, 
 // c.Add order; Ordinal of c.Add is ignored); a retired node that comes back
 // keeps its ordinal and the state it left in.
 func (t *tx) ApplyFleet(ctx context.Context, c engine.FleetChange) error {
+	t.runs = nil // ordinals are added, nodes retired
 	steps := []struct {
 		name string
 		run  func(context.Context, engine.FleetChange) error

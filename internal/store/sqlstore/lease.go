@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/engine"
@@ -22,16 +23,24 @@ type scheduleStep struct {
 	PowerW int64 `json:"power_w"`
 }
 
-func encodeSchedule(steps []lease.Step) (string, error) {
-	out := make([]scheduleStep, len(steps))
+// encodeSchedule returns the JSON of steps, as json.Marshal would write
+// their scheduleSteps, without reflection: a lease row carries one.
+func encodeSchedule(steps []lease.Step) string {
+	b := make([]byte, 0, 2+len(steps)*56)
+	b = append(b, '[')
 	for i, s := range steps {
-		out[i] = scheduleStep{FromUS: micros(s.From), GPUs: int64(s.GPUs), PowerW: int64(s.Power)}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"from_us":`...)
+		b = strconv.AppendInt(b, micros(s.From), 10)
+		b = append(b, `,"gpus":`...)
+		b = strconv.AppendInt(b, int64(s.GPUs), 10)
+		b = append(b, `,"power_w":`...)
+		b = strconv.AppendInt(b, int64(s.Power), 10)
+		b = append(b, '}')
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return "", fmt.Errorf("encode schedule: %w", err)
-	}
-	return string(b), nil
+	return string(append(b, ']'))
 }
 
 // decodeSchedule returns the steps of s; nil when there are none.
@@ -142,7 +151,7 @@ func (t *tx) InsertLease(ctx context.Context, l lease.Lease) error {
 	return t.InsertLeases(ctx, []lease.Lease{l})
 }
 
-// InsertLeases stores ls, with multi-row inserts under a savepoint. It
+// InsertLeases stores ls, with multi-row inserts (insertAll). It
 // returns a plain error for a kind or state the store does not know or an
 // empty interval, and one wrapping tenant.ErrExists for an ID taken or
 // given twice; after an error nothing of ls is stored and the transaction
@@ -168,13 +177,9 @@ func (t *tx) insertLeases(ctx context.Context, ls []lease.Lease) error {
 		}
 		seen[l.ID] = true
 	}
-	return t.insertAll(ctx, len(ls), leaseCols, leaseInsertQuery, func(i int, args []any) ([]any, error) {
+	return t.insertAll(ctx, leasesInsert, len(ls), func(i int, args []any) ([]any, error) {
 		l := ls[i]
-		schedule, err := encodeSchedule(l.Schedule)
-		if err != nil {
-			return nil, fmt.Errorf("lease %s: %w", l.ID, err)
-		}
-		return append(args, l.ID, l.TenantID, string(l.Kind), l.Pool, micros(l.Start), micros(l.End), schedule,
+		return append(args, l.ID, l.TenantID, string(l.Kind), l.Pool, micros(l.Start), micros(l.End), encodeSchedule(l.Schedule),
 			string(l.Packing), string(l.Isolation), string(l.State), l.Reason, micros(l.Created), nullMicros(l.Cancelled)), nil
 	}, func(err error) error {
 		if !errors.Is(err, tenant.ErrExists) {
@@ -197,11 +202,8 @@ func (t *tx) insertLeases(ctx context.Context, ls []lease.Lease) error {
 	})
 }
 
-const leaseCols = 13
-
-func leaseInsertQuery(n int) string {
-	return `INSERT INTO leases (` + leaseColumns + `) VALUES ` + values(n, leaseCols)
-}
+// leasesInsert inserts leases.
+var leasesInsert = bulkInsert{table: "leases", columns: leaseColumns, cols: 13}
 
 // UpdateLease writes l's State, Reason, End and Cancelled over the stored
 // lease of l.ID; it returns an error wrapping engine.ErrNotFound when there

@@ -13,13 +13,17 @@ import (
 
 // Store is engine.Store over database/sql. Reads go through a pool of
 // connections; Update runs on the write pool, which for SQLite holds one
-// connection that begins its transactions IMMEDIATE.
+// connection that begins its transactions IMMEDIATE. With a dialect that
+// sets AllocIndex (SQLite), the Store keeps an index of the stored
+// allocations, which Update validates and InsertAllocations checks
+// against (allocIndex).
 type Store struct {
 	reader
 	dialect *Dialect
 	read    *sql.DB
 	write   *sql.DB
 	stmts   *stmtCache
+	index   *allocIndex // nil unless dialect.AllocIndex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -36,18 +40,23 @@ var (
 // closes them in Close.
 func New(d Dialect, read, write *sql.DB) *Store {
 	dp := &d
-	return &Store{
+	s := &Store{
 		reader:  reader{c: conn{q: read, d: dp}},
 		dialect: dp,
 		read:    read,
 		write:   write,
 		stmts:   &stmtCache{db: write, m: map[string]*sql.Stmt{}},
 	}
+	if d.AllocIndex {
+		s.index = &allocIndex{}
+	}
+	return s
 }
 
 // DB returns the write pool, for maintenance and for tests that must reach
 // past the contract (the conformance suite checks with it that the audit
-// log refuses UPDATE and DELETE).
+// log refuses UPDATE and DELETE). The next Update sees what is written
+// through it: the allocation index reloads.
 func (s *Store) DB() *sql.DB { return s.write }
 
 // Close closes both pools; later calls return the first call's result.
@@ -71,7 +80,9 @@ func (s *Store) Close() error {
 // nil. When fn returns an error, Update rolls back and returns that error
 // as is; when fn panics, Update rolls back and panics again. The Tx given to
 // fn also implements engine.Reader, reading the transaction's own writes;
-// it must not be used after fn returns.
+// it must not be used after fn returns. When a write of fn failed half-way
+// and could not be undone (see insertAll), Update rolls back and returns
+// that error even if fn returns nil.
 //
 // With PostgreSQL, a write refused by a constraint that its method does not
 // check first or insert under a savepoint aborts the transaction: fn must
@@ -79,17 +90,32 @@ func (s *Store) Close() error {
 // pre-checks see every committed write.)
 func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error) {
 	s.stmts.prepare(ctx, s.dialect)
-	sqlTx, err := s.write.BeginTx(ctx, nil)
+	c, err := s.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	committed := false
-	defer func() {
-		if committed {
-			return
+	defer c.Close()
+	var driverConn any
+	if s.index != nil {
+		if err := c.Raw(func(dc any) error { driverConn = dc; return nil }); err != nil {
+			return fmt.Errorf("store: begin: %w", err)
 		}
-		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) && err != nil {
-			err = errors.Join(err, fmt.Errorf("store: rollback: %w", rbErr))
+	}
+	sqlTx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	outcome := txRolledBack
+	var ix *allocIndex
+	defer func() {
+		if outcome == txRolledBack {
+			if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) && err != nil {
+				err = errors.Join(err, fmt.Errorf("store: rollback: %w", rbErr))
+			}
+		}
+		if ix != nil {
+			ix.endTx(ctx, c, outcome)
+			ix.mu.Unlock()
 		}
 	}()
 	if s.dialect.WriterLock != "" {
@@ -97,19 +123,39 @@ func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error
 			return fmt.Errorf("store: writer lock: %w", err)
 		}
 	}
-	if err := fn(&tx{reader: reader{c: conn{q: sqlTx, d: s.dialect, tx: sqlTx, stmts: s.stmts}}}); err != nil {
+	if s.index != nil {
+		s.index.mu.Lock()
+		ix = s.index
+		if err := ix.beginTx(ctx, sqlTx, driverConn); err != nil {
+			return fmt.Errorf("store: begin: allocation index: %w", err)
+		}
+	}
+	t := &tx{reader: reader{c: conn{q: sqlTx, d: s.dialect, tx: sqlTx, stmts: s.stmts}}, ix: ix}
+	if err := fn(t); err != nil {
 		return err
 	}
+	if t.broken != nil {
+		return fmt.Errorf("store: %w", t.broken)
+	}
 	if err := sqlTx.Commit(); err != nil {
+		outcome = txUnknown
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	committed = true
+	outcome = txCommitted
 	return nil
 }
 
-// tx is engine.Tx bound to one *sql.Tx.
+// tx is engine.Tx bound to one *sql.Tx, with the store's allocation
+// index when the dialect keeps one.
 type tx struct {
 	reader
+	ix *allocIndex
+	// broken, when set, says why the transaction must not commit (a
+	// write failed half-way and could not be undone).
+	broken error
+	// runs is what checkRunsInService read of nodes; nil until it needs
+	// it, and after ApplyFleet.
+	runs *ordinals
 }
 
 // queryer is what *sql.DB and *sql.Tx share.

@@ -237,9 +237,11 @@ func (t *tx) AppendAudit(ctx context.Context, e tenant.AuditEntry) (int64, error
 
 // AppendAudits appends es in order, with multi-row inserts; the database
 // assigns their sequence numbers, increasing. Seq of es is ignored. After
-// an error nothing of es is stored.
+// an error nothing of es is stored: in SQLite, whose audit log refuses the
+// DELETE that would undo a failure half-way (see insertAll), the
+// transaction can then only roll back.
 func (t *tx) AppendAudits(ctx context.Context, es []tenant.AuditEntry) error {
-	err := t.insertAll(ctx, len(es), auditCols, auditInsertQuery, func(i int, args []any) ([]any, error) {
+	err := t.insertAll(ctx, auditInsert, len(es), func(i int, args []any) ([]any, error) {
 		e := es[i]
 		return append(args, micros(e.At), e.Actor.KeyID, e.Actor.TenantID, string(e.Actor.Role), e.Action, e.Object,
 			e.TenantID, string(e.Outcome), e.Detail, e.RequestID), nil
@@ -250,9 +252,6 @@ func (t *tx) AppendAudits(ctx context.Context, es []tenant.AuditEntry) error {
 	return nil
 }
 
-const auditCols = 10
-
-func auditInsertQuery(n int) string {
-	return `INSERT INTO audit_log (at_us, actor_key, actor_tenant, actor_role, action, object,
-		tenant_id, outcome, detail, request_id) VALUES ` + values(n, auditCols)
-}
+// auditInsert appends to the audit log, which refuses DELETE.
+var auditInsert = bulkInsert{table: "audit_log", columns: `at_us, actor_key, actor_tenant, actor_role, action, object,
+		tenant_id, outcome, detail, request_id`, cols: 10, appendOnly: true}

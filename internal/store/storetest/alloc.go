@@ -163,14 +163,14 @@ func testAllocationOverlap(t *testing.T, s engine.Store) {
 		{"inside", alloc("inside", o3, o4, 90*time.Minute, 2*time.Hour), engine.ErrConflict},
 		{"around", alloc("around", o2, o4, -time.Hour, 10*time.Hour), engine.ErrConflict},
 		{"one microsecond", alloc("micro", o2, o4, 3*time.Hour-time.Microsecond, 3*time.Hour+time.Microsecond), engine.ErrConflict},
-		// Intervals within one minute: the R*Tree's boxes meet, the check
+		// Intervals within one minute, in one cell of any index: the check
 		// must still be exact.
 		{"seconds", alloc("sec-1", o5, o5+1, sec(10, 10), sec(10, 20)), nil},
 		{"seconds adjacent", alloc("sec-2", o5, o5+1, sec(10, 20), sec(10, 30)), nil},
 		{"seconds adjacent before", alloc("sec-0", o5, o5+1, sec(10, 0), sec(10, 10)), nil},
 		{"seconds overlap", alloc("sec-x", o5, o5+1, sec(10, 15), sec(10, 25)), engine.ErrConflict},
 		{"seconds another node", alloc("sec-o1", o1, o2, sec(10, 15), sec(10, 25)), nil},
-		// Far from the epoch, where the R*Tree's minutes are clamped.
+		// Far from the epoch, beyond 32-bit minutes.
 		{"year 9000", farAlloc("far-1", o5, o5+1, far, 0, time.Hour), nil},
 		{"year 9000 adjacent", farAlloc("far-2", o5, o5+1, far, time.Hour, 2*time.Hour), nil},
 		{"year 9000 overlap", farAlloc("far-x", o5, o5+1, far, 30*time.Minute, 90*time.Minute), engine.ErrConflict},
@@ -517,8 +517,8 @@ func testAllocationProperty(t *testing.T, s engine.Store) {
 		endAt    time.Duration
 		rollback bool
 	}
-	// Times are in quarter hours, some shifted by seconds, so that boxes of
-	// the R*Tree meet without the intervals overlapping.
+	// Times are in quarter hours, some shifted by seconds, so that
+	// intervals meet, or nearly, without overlapping.
 	timeGen := rapid.Custom(func(t *rapid.T) time.Duration {
 		return time.Duration(rapid.IntRange(0, 40).Draw(t, "quarter"))*15*time.Minute +
 			time.Duration(rapid.SampledFrom([]int{0, 0, 0, 7, 59}).Draw(t, "seconds"))*time.Second

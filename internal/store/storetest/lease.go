@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,18 @@ func testLeases(t *testing.T, s engine.Store) {
 		twice := testLease("ls-9", "acme", "p", 0)
 		if err := tx.InsertLeases(ctx, []lease.Lease{twice, twice}); !errors.Is(err, tenant.ErrExists) {
 			t.Errorf("InsertLeases(an ID twice): err = %v, want ErrExists", err)
+		}
+		// More leases than one statement takes, the taken ID late.
+		var big []lease.Lease
+		for i := range 600 {
+			big = append(big, testLease(fmt.Sprintf("big-%03d", i), "big", "p", 0))
+		}
+		big[550] = dup
+		if err := tx.InsertLeases(ctx, big); !errors.Is(err, tenant.ErrExists) || !strings.Contains(err.Error(), "ls-1") {
+			t.Errorf("InsertLeases(600, a taken ID late): err = %v, want ErrExists naming ls-1", err)
+		}
+		if got, err := tx.Leases(ctx, engine.LeaseFilter{TenantID: "big"}); err != nil || len(got) != 0 {
+			t.Errorf("Leases of the refused batch of 600 in its transaction = %d leases, %v; want none", len(got), err)
 		}
 		bad := testLease("ls-bad", "acme", "p", 0)
 		bad.Kind = "lottery"
