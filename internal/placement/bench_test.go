@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -255,4 +256,127 @@ func BenchmarkAddAnchor(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// workloadSlots is the engine's calendar: a five-year horizon plus a year
+// and a day of slack.
+const workloadSlots = 6*365*24 + 24
+
+// workloadRequest draws a request as shared/workloads/gen.py does: nodes
+// log-uniform in 8..512, a start uniform over the first 90 days in whole
+// hours, a duration log-uniform in 1 hour..60 days, in whole hours.
+func workloadRequest(rng *rand.Rand, ix *Index, pool string) Request {
+	lu := func(lo, hi float64) float64 {
+		return math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo)))
+	}
+	nodes := int(math.Round(lu(8, 512)))
+	start := ix.Origin().Add(time.Duration(rng.IntN(90*24)) * time.Hour)
+	hours := max(1, int(math.Round(lu(1, 60*24))))
+	return Request{Pool: pool, Nodes: nodes, Start: start, End: start.Add(time.Duration(hours) * time.Hour), TenantID: "bench"}
+}
+
+// placeAdd places r and adds its holds, one per run of ordinals, named
+// id.k; it returns the holds, or nil when r does not fit.
+func placeAdd(tb testing.TB, ix *Index, r Request, id string) []Hold {
+	plan, err := Place(ix, r)
+	if err != nil {
+		return nil
+	}
+	var out []Hold
+	for k, run := range lease.Runs(plan.Nodes) {
+		h := Hold{ID: fmt.Sprintf("%s.%d", id, k), LeaseID: id, TenantID: r.TenantID, NodeFrom: run[0], NodeTo: run[1], Start: r.Start, End: r.End}
+		add(tb, ix, h)
+		out = append(out, h)
+	}
+	return out
+}
+
+// BenchmarkPlaceWorkload reproduces bench admit on the uniform 32,000-node
+// fleet with shared/workloads/gen.py's distribution: the index is filled by
+// placing and adding 10,000 requests in turn (about 70% fit), then Place
+// is timed on further requests of the same distribution (about half are
+// refused), with and without NoReason, and Add, End (at the midpoint) and
+// Remove on the holds of 1,024 requests that fit.
+func BenchmarkPlaceWorkload(b *testing.B) {
+	topo, pool := uniformFleet()
+	ix, err := NewIndex(topo, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), workloadSlots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(42, 42))
+	for i := range 10_000 {
+		placeAdd(b, ix, workloadRequest(rng, ix, pool), fmt.Sprintf("w%d", i))
+	}
+	reqs := make([]Request, 1024)
+	for i := range reqs {
+		reqs[i] = workloadRequest(rng, ix, pool)
+	}
+	// Holds of requests that fit, placed one after another and removed, so
+	// that adding them again in order never overlaps.
+	var holds []Hold
+	for i := 0; len(holds) < 1024; i++ {
+		holds = append(holds, placeAdd(b, ix, workloadRequest(rng, ix, pool), fmt.Sprintf("x%d", i))...)
+	}
+	for _, h := range holds {
+		if err := ix.Remove(h.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, noReason := range []bool{false, true} {
+		name := "Place"
+		if noReason {
+			// As the engine's search for the earliest start that fits.
+			name = "PlaceNoReason"
+		}
+		b.Run(name, func(b *testing.B) {
+			failed, i := 0, 0
+			for b.Loop() {
+				r := reqs[i%len(reqs)]
+				r.NoReason = noReason
+				if _, err := Place(ix, r); err != nil {
+					failed++
+				}
+				i++
+			}
+			b.ReportMetric(float64(failed)/float64(i), "refused/op")
+		})
+	}
+	// batch times op on holds in turn; before each pass over them, untimed,
+	// the index loses them all and, with setup, gets them back.
+	batch := func(b *testing.B, setup bool, op func(Hold) error) {
+		reset := func() {
+			for _, h := range holds {
+				if _, ok := ix.Hold(h.ID); ok {
+					if err := ix.Remove(h.ID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		i := 0
+		for b.Loop() {
+			k := i % len(holds)
+			if k == 0 {
+				b.StopTimer()
+				reset()
+				if setup {
+					for _, h := range holds {
+						add(b, ix, h)
+					}
+				}
+				b.StartTimer()
+			}
+			if err := op(holds[k]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.StopTimer()
+		reset()
+	}
+	b.Run("Add", func(b *testing.B) { batch(b, false, ix.Add) })
+	b.Run("End", func(b *testing.B) {
+		batch(b, true, func(h Hold) error { return ix.End(h.ID, h.Start.Add(h.End.Sub(h.Start)/2)) })
+	})
+	b.Run("Remove", func(b *testing.B) { batch(b, true, func(h Hold) error { return ix.Remove(h.ID) }) })
 }

@@ -77,8 +77,9 @@ func genHold(t *rapid.T, f *refFleet, id string) Hold {
 	n := int64(len(f.nodes))
 	from := rapid.Int64Range(1, n).Draw(t, "from")
 	to := min(from+rapid.Int64Range(1, 3).Draw(t, "length"), n+1)
-	start := genTime(t, "hold start", 0, 20)
-	end := start.Add(time.Duration(rapid.IntRange(1, 10).Draw(t, "hold hours")) * time.Hour)
+	last, hours := f.span()
+	start := genTime(t, "hold start", 0, last)
+	end := start.Add(time.Duration(rapid.IntRange(1, hours).Draw(t, "hold hours")) * time.Hour)
 	return Hold{ID: id, LeaseID: "l" + id, TenantID: rapid.SampledFrom([]string{"A", "B", "C"}).Draw(t, "tenant"),
 		Dedicated: rapid.IntRange(0, 2).Draw(t, "dedicated") == 0, NodeFrom: from, NodeTo: to, Start: start, End: end}
 }
@@ -90,9 +91,10 @@ func genRequest(t *rapid.T, f *refFleet) Request {
 			pool = append(pool, n)
 		}
 	}
-	start := genTime(t, "start", 0, 20)
+	last, hours := f.span()
+	start := genTime(t, "start", 0, last)
 	r := Request{Pool: "r/P", Nodes: rapid.IntRange(1, min(6, len(pool))).Draw(t, "nodes"), Start: start,
-		End:       start.Add(time.Duration(rapid.IntRange(1, 10).Draw(t, "hours")) * time.Hour),
+		End:       start.Add(time.Duration(rapid.IntRange(1, hours).Draw(t, "hours")) * time.Hour),
 		Packing:   rapid.SampledFrom(append([]lease.Packing{""}, lease.Packings...)).Draw(t, "packing"),
 		Isolation: rapid.SampledFrom([]lease.Isolation{"", lease.SharedLeaf, lease.DedicatedLeaf}).Draw(t, "isolation"),
 		TenantID:  rapid.SampledFrom([]string{"A", "B", "C", "D"}).Draw(t, "tenant")}
@@ -139,37 +141,63 @@ func build(t *rapid.T, f *refFleet, n int) *Index {
 // groups as any.
 func TestPlaceDifferential(t *testing.T) {
 	t.Parallel()
-	rapid.Check(t, func(t *rapid.T) {
-		f := genFleet(t)
-		ix := build(t, f, rapid.IntRange(0, 8).Draw(t, "holds"))
-		for range 4 {
-			r := genRequest(t, f)
-			want := f.solve(r)
-			got, err := Place(ix, r)
-			if want.feasible != (err == nil) {
-				t.Fatalf("Place(%+v) = %v, %v; brute force feasible = %v", r, got, err, want.feasible)
-			}
-			if err != nil {
-				var pe *Error
-				if !errors.As(err, &pe) || pe.Reason != want.reason {
-					t.Fatalf("Place(%+v) refused with %v; want reason %s", r, err, want.reason)
-				}
-				continue
-			}
-			if msg := f.valid(r, got); msg != "" {
-				t.Fatalf("Place(%+v) = %v: %s", r, got, msg)
-			}
-			loose := r.Packing == "" || r.Packing == lease.PackAny || r.Packing == lease.PackNode || r.Packing == lease.PackNVLinkDomain
-			if loose && len(r.Prefer) == 0 && r.Near == 0 && got.LeafGroups != want.minLeaves {
-				t.Fatalf("Place(%+v) = %v in %d leaf groups; %d is possible", r, got, got.LeafGroups, want.minLeaves)
-			}
-			again, _ := Place(ix, r)
-			if !slices.Equal(again.Nodes, got.Nodes) {
-				t.Fatalf("Place(%+v) gave %v, then %v", r, got.Nodes, again.Nodes)
-			}
+	rapid.Check(t, func(t *rapid.T) { differential(t, genFleet(t)) })
+}
+
+// TestPlaceDifferentialLong is TestPlaceDifferential with holds and
+// windows of up to 400 hours, which Place bounds from several levels of
+// the index's held counts.
+func TestPlaceDifferentialLong(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(t *rapid.T) { differential(t, genLongFleet(t)) })
+}
+
+// genLongFleet draws a fleet as genFleet does, for long holds and windows.
+func genLongFleet(t *rapid.T) *refFleet {
+	f := genFleet(t)
+	f.long, f.slots = true, 1000
+	return f
+}
+
+// differential places requests on an index of f with random holds and
+// checks them against brute force.
+func differential(t *rapid.T, f *refFleet) {
+	ix := build(t, f, rapid.IntRange(0, 8).Draw(t, "holds"))
+	for range 4 {
+		r := genRequest(t, f)
+		want := f.solve(r)
+		got, err := Place(ix, r)
+		if want.feasible != (err == nil) {
+			t.Fatalf("Place(%+v) = %v, %v; brute force feasible = %v", r, got, err, want.feasible)
 		}
-		if err := ix.Check(); err != nil {
-			t.Fatal(err)
+		// NoReason changes refusals only.
+		quiet := r
+		quiet.NoReason = true
+		if got2, err2 := Place(ix, quiet); (err2 == nil) != (err == nil) || !slices.Equal(got2.Nodes, got.Nodes) {
+			t.Fatalf("Place(%+v) = %v, %v; with NoReason %v, %v", r, got, err, got2, err2)
+		} else if pe := (*Error)(nil); err2 != nil && (!errors.As(err2, &pe) || pe.Reason != ReasonUnknown && pe.Reason != want.reason) {
+			t.Fatalf("Place(%+v) with NoReason refused with %v; want reason %s or %s", r, err2, ReasonUnknown, want.reason)
 		}
-	})
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Reason != want.reason {
+				t.Fatalf("Place(%+v) refused with %v; want reason %s", r, err, want.reason)
+			}
+			continue
+		}
+		if msg := f.valid(r, got); msg != "" {
+			t.Fatalf("Place(%+v) = %v: %s", r, got, msg)
+		}
+		loose := r.Packing == "" || r.Packing == lease.PackAny || r.Packing == lease.PackNode || r.Packing == lease.PackNVLinkDomain
+		if loose && len(r.Prefer) == 0 && r.Near == 0 && got.LeafGroups != want.minLeaves {
+			t.Fatalf("Place(%+v) = %v in %d leaf groups; %d is possible", r, got, got.LeafGroups, want.minLeaves)
+		}
+		again, _ := Place(ix, r)
+		if !slices.Equal(again.Nodes, got.Nodes) {
+			t.Fatalf("Place(%+v) gave %v, then %v", r, got.Nodes, again.Nodes)
+		}
+	}
+	if err := ix.Check(); err != nil {
+		t.Fatal(err)
+	}
 }

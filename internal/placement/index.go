@@ -95,18 +95,24 @@ type Index struct {
 	holds   map[string]*holdRec
 	tenants map[string]int32
 
-	// held[b*len(leaves)+l] counts the nodes of leaf l held throughout
+	// leafHeld[l*buckets+b] counts the nodes of leaf l held throughout
 	// bucket b, a span of bucketNs from origin: a hold counts only in the
-	// buckets it covers whole, so leaf size minus the count bounds the free
-	// nodes of any window that overlaps the bucket. Place samples it to skip
-	// leaf groups without reading their holds. It is nil when a leaf has
-	// more than 255 nodes or a pod more than 65,535.
-	held     []uint8
-	bucketNs int64
-	buckets  int
-	// podHeld is held summed per pod: podHeld[b*len(pods)+p].
-	podHeld  []uint16
-	podNodes []int32
+	// buckets it covers whole, so its nodes are busy at every instant of
+	// them. podHeld counts the same per pod, with maxima over ranges of
+	// buckets, so that the pod's size minus the greatest count over the
+	// buckets a window overlaps bounds its free nodes over the window;
+	// full flags, per pod, the leaf groups whose count is their size.
+	// Place reads them to skip pods and leaf groups without reading their
+	// holds. held is false, and they are empty, when a leaf has more than
+	// 255 nodes or a pod more than 65,535.
+	held      bool
+	leafHeld  []uint8
+	podHeld   heldRows
+	full      fullFlags
+	bucketNs  int64
+	buckets   int
+	podNodes  []int32
+	podLeaves []int32 // leaf groups per pod
 
 	scratch sync.Pool // *search, reused across Place calls
 }
@@ -133,13 +139,20 @@ type leaf struct {
 	// pieces are sorted by (start, hold ID). A piece's mask has words
 	// words: the first in the piece, the others in more, words-1 a piece.
 	pieces []piece
+	starts []int64 // pieces[i].start, apart for binary search
 	more   []uint64
 	holds  []*holdRec // per piece
 	words  int32
-	pod    int32   // index into Index.pods
-	nodes  []int32 // positions in Index.nodes
-	sched  []uint64
-	key    string
+	pod    int32 // index into Index.pods
+	lane   int32 // rank among the pod's leaf groups
+	// ord0 is the first node's ordinal; when dense, node i's is ord0+i.
+	ord0  int64
+	dense bool
+	// uniform is set when the nodes share a power domain and a power.
+	uniform bool
+	nodes   []int32 // positions in Index.nodes
+	sched   []uint64
+	key     string
 }
 
 // piece is a hold's part in one leaf group. pmax is the greatest end of
@@ -292,7 +305,11 @@ func NewIndex(t Topology, origin time.Time, slots int) (*Index, error) {
 		if !ok {
 			l = int32(len(ix.leaves))
 			leafIdx[n.Leaf] = l
-			ix.leaves = append(ix.leaves, leaf{key: n.Leaf, pod: p})
+			if int(p) == len(ix.podLeaves) {
+				ix.podLeaves = append(ix.podLeaves, 0)
+			}
+			ix.leaves = append(ix.leaves, leaf{key: n.Leaf, pod: p, lane: ix.podLeaves[p]})
+			ix.podLeaves[p]++
 		}
 		lf := &ix.leaves[l]
 		if lf.pod != p {
@@ -320,6 +337,13 @@ func NewIndex(t Topology, origin time.Time, slots int) (*Index, error) {
 	for i := range ix.leaves {
 		lf := &ix.leaves[i]
 		lf.words = int32((len(lf.nodes) + 63) / 64)
+		first := &ix.nodes[lf.nodes[0]]
+		lf.ord0, lf.dense, lf.uniform = first.Ordinal, true, true
+		for b, pos := range lf.nodes {
+			n := &ix.nodes[pos]
+			lf.dense = lf.dense && n.Ordinal == lf.ord0+int64(b)
+			lf.uniform = lf.uniform && n.dom == first.dom && n.PowerW == first.PowerW
+		}
 		lf.sched = make([]uint64, lf.words)
 		for b, pos := range lf.nodes {
 			if ix.nodes[pos].Schedulable {
@@ -362,8 +386,8 @@ func NewIndex(t Topology, origin time.Time, slots int) (*Index, error) {
 	return ix, nil
 }
 
-// heldCells bounds the size of Index.held: buckets are made long enough
-// (whole hours) that buckets × leaves stays within it.
+// heldCells bounds the buckets of Index.leafHeld: buckets are made long
+// enough (whole hours) that buckets × leaves stays within it.
 const heldCells = 1 << 24
 
 func (ix *Index) initHeld() {
@@ -372,22 +396,24 @@ func (ix *Index) initHeld() {
 			return
 		}
 	}
-	L := max(len(ix.leaves), 1)
-	hours := max(1, (ix.slots*L+heldCells-1)/heldCells)
-	ix.bucketNs = int64(hours) * int64(time.Hour)
-	ix.buckets = (ix.slots + hours - 1) / hours
-	ix.held = make([]uint8, ix.buckets*len(ix.leaves))
 	ix.podNodes = make([]int32, len(ix.pods))
 	for i := range ix.leaves {
 		ix.podNodes[ix.leaves[i].pod] += int32(len(ix.leaves[i].nodes))
 	}
 	for _, n := range ix.podNodes {
 		if n > math.MaxUint16 {
-			ix.held, ix.podNodes = nil, nil
+			ix.podNodes = nil
 			return
 		}
 	}
-	ix.podHeld = make([]uint16, ix.buckets*len(ix.pods))
+	L := max(len(ix.leaves), 1)
+	hours := max(1, (ix.slots*L+heldCells-1)/heldCells)
+	ix.bucketNs = int64(hours) * int64(time.Hour)
+	ix.buckets = (ix.slots + hours - 1) / hours
+	ix.held = true
+	ix.leafHeld = make([]uint8, len(ix.leaves)*ix.buckets)
+	ix.podHeld = newHeldRows(len(ix.pods), ix.buckets)
+	ix.full = newFullFlags(ix.buckets, ix.podLeaves)
 }
 
 // fullBuckets returns the buckets [b0, b1) that [s, e) covers whole,
@@ -436,10 +462,33 @@ func ceilDiv(a, b int64) int64 {
 // countHeld adds sign × the nodes of mask to leaf l's count in the
 // buckets [s, e) covers whole.
 func (ix *Index) countHeld(l int32, mask []uint64, s, e int64, sign int) {
-	if ix.held == nil {
+	if !ix.held {
 		return
 	}
 	b0, b1 := ix.fullBuckets(s, e)
+	ix.addHeld(l, mask, b0, b1, sign)
+}
+
+// uncountHeld removes the nodes of mask from leaf l's count in the buckets
+// that [s, old) covers whole and [s, e) does not.
+func (ix *Index) uncountHeld(l int32, mask []uint64, s, e, old int64) {
+	if !ix.held {
+		return
+	}
+	b0, b1 := ix.fullBuckets(s, old)
+	if c0, c1 := ix.fullBuckets(s, e); c1 > c0 {
+		b0 = c1
+	}
+	ix.addHeld(l, mask, b0, b1, -1)
+}
+
+// addHeld adds sign × the nodes of mask to leaf l's counts in buckets
+// [b0, b1) and to its pod's, and flips the leaf's full flag in the buckets
+// it fills or stops filling.
+func (ix *Index) addHeld(l int32, mask []uint64, b0, b1, sign int) {
+	if b1 <= b0 {
+		return
+	}
 	n := 0
 	for _, w := range mask {
 		n += bits.OnesCount64(w)
@@ -448,38 +497,36 @@ func (ix *Index) countHeld(l int32, mask []uint64, s, e int64, sign int) {
 	if sign < 0 {
 		d, pd = -d, -pd
 	}
-	L := len(ix.leaves)
-	for i := b0*L + int(l); i < b1*L; i += L {
-		ix.held[i] += d
+	lf := &ix.leaves[l]
+	g, size := int(lf.pod), uint8(len(lf.nodes))
+	counts := ix.leafHeld[int(l)*ix.buckets : (int(l)+1)*ix.buckets][b0:b1]
+	flags, W, w, bit := ix.full.row(g, int(lf.lane))
+	flags = flags[b0*W : b1*W]
+	// A hold never takes a node twice, so an addition can only fill the
+	// leaf group and a removal only stop it being full.
+	i := 0
+	for ; i < len(counts); i++ {
+		old := counts[i]
+		counts[i] = old + d
+		if (old == size) != (old+d == size) {
+			break
+		}
 	}
-	P, p := len(ix.pods), int(ix.leaves[l].pod)
-	for i := b0*P + p; i < b1*P; i += P {
-		ix.podHeld[i] += pd
+	if i < len(counts) {
+		flags[i*W+w] ^= bit
+		c0, c1, changed := i, i+1, 1
+		for i++; i < len(counts); i++ {
+			old := counts[i]
+			counts[i] = old + d
+			if (old == size) != (old+d == size) {
+				flags[i*W+w] ^= bit
+				c1 = i + 1
+				changed++
+			}
+		}
+		ix.full.fix(g, w, bit, b0+c0, b0+c1, changed == c1-c0, sign > 0)
 	}
-}
-
-// uncountHeld removes the nodes of mask from leaf l's count in the buckets
-// that [s, old) covers whole and [s, e) does not.
-func (ix *Index) uncountHeld(l int32, mask []uint64, s, e, old int64) {
-	if ix.held == nil {
-		return
-	}
-	b0, b1 := ix.fullBuckets(s, old)
-	if c0, c1 := ix.fullBuckets(s, e); c1 > c0 {
-		b0 = c1
-	}
-	n := 0
-	for _, w := range mask {
-		n += bits.OnesCount64(w)
-	}
-	L := len(ix.leaves)
-	for i := b0*L + int(l); i < b1*L; i += L {
-		ix.held[i] -= uint8(n)
-	}
-	P, p := len(ix.pods), int(ix.leaves[l].pod)
-	for i := b0*P + p; i < b1*P; i += P {
-		ix.podHeld[i] -= uint16(n)
-	}
+	ix.podHeld.add(g, b0, b1, pd)
 }
 
 // pieceMask returns piece i's mask of leaf l.
@@ -554,26 +601,35 @@ func (ix *Index) Add(h Hold) error {
 	}
 	var pcs []part
 	var power []domWatts
-	for o := h.NodeFrom; o < h.NodeTo; o++ {
+	for o := h.NodeFrom; o < h.NodeTo; {
 		pos, ok := ix.lookup(o)
 		if !ok {
 			return fmt.Errorf("hold %s: node ordinal %d: %w", h.ID, o, ErrNotFound)
 		}
 		n := &ix.nodes[pos]
+		lf := &ix.leaves[n.leaf]
 		k := len(pcs) - 1
 		if k < 0 || pcs[k].leaf != n.leaf {
 			k = slices.IndexFunc(pcs, func(p part) bool { return p.leaf == n.leaf })
 			if k < 0 {
-				pcs = append(pcs, part{leaf: n.leaf, mask: make([]uint64, ix.leaves[n.leaf].words)})
+				pcs = append(pcs, part{leaf: n.leaf, mask: make([]uint64, lf.words)})
 				k = len(pcs) - 1
 			}
 		}
-		pcs[k].mask[n.bit/64] |= 1 << (n.bit % 64)
-		if j := slices.IndexFunc(power, func(d domWatts) bool { return d.dom == n.dom }); j >= 0 {
-			power[j].w += n.PowerW
-		} else {
-			power = append(power, domWatts{dom: n.dom, w: n.PowerW})
+		// The ordinals [o, next) are nodes of lf with bits from n.bit on,
+		// of power w in domain dom.
+		next, dom, w := o+1, n.dom, n.PowerW
+		if lf.dense && lf.uniform {
+			next = min(h.NodeTo, lf.ord0+int64(len(lf.nodes)))
+			w *= next - o
 		}
+		setBits(pcs[k].mask, int(n.bit), int(n.bit)+int(next-o))
+		if j := slices.IndexFunc(power, func(d domWatts) bool { return d.dom == dom }); j >= 0 {
+			power[j].w += w
+		} else {
+			power = append(power, domWatts{dom: dom, w: w})
+		}
+		o = next
 	}
 	for _, p := range pcs {
 		if other := ix.leaves[p.leaf].conflict(s, e, p.mask); other != nil {
@@ -597,6 +653,20 @@ func (ix *Index) Add(h Hold) error {
 	}
 	ix.holds[h.ID] = rec
 	return nil
+}
+
+// setBits sets bits [b0, b1) of mask.
+func setBits(mask []uint64, b0, b1 int) {
+	for b0 < b1 {
+		w, lo := b0/64, b0%64
+		hi := min(64, lo+b1-b0)
+		m := ^uint64(0) << lo
+		if hi < 64 {
+			m &= 1<<hi - 1
+		}
+		mask[w] |= m
+		b0 += hi - lo
+	}
 }
 
 // Remove deletes the hold with the given ID; it returns an error wrapping
@@ -769,6 +839,7 @@ func (l *leaf) insert(pc piece, rec *holdRec, mask []uint64) {
 	})
 	pc.mask0 = mask[0]
 	l.pieces = slices.Insert(l.pieces, i, pc)
+	l.starts = slices.Insert(l.starts, i, pc.start)
 	l.holds = slices.Insert(l.holds, i, rec)
 	if l.words > 1 {
 		l.more = slices.Insert(l.more, i*int(l.words-1), mask[1:]...)
@@ -793,6 +864,7 @@ func (l *leaf) remove(rec *holdRec) {
 		return
 	}
 	l.pieces = slices.Delete(l.pieces, i, i+1)
+	l.starts = slices.Delete(l.starts, i, i+1)
 	l.holds = slices.Delete(l.holds, i, i+1)
 	if l.words > 1 {
 		l.more = slices.Delete(l.more, i*int(l.words-1), (i+1)*int(l.words-1))
@@ -821,8 +893,9 @@ func (l *leaf) fixMax(i int) {
 
 // Check verifies the index's invariants, for tests: pieces sorted and
 // consistent with their holds, no node in two holds that overlap in time,
-// schedulable bits matching the nodes, and each power calendar equal to a
-// recomputation from the holds. It returns every violation found.
+// schedulable bits matching the nodes, and each power calendar, held
+// count and full flag (every level) equal to a recomputation from the
+// holds. It returns every violation found.
 func (ix *Index) Check() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -831,7 +904,7 @@ func (ix *Index) Check() error {
 		l := &ix.leaves[li]
 		n := len(l.pieces)
 		W := int(l.words)
-		if len(l.holds) != n || len(l.more) != n*(W-1) {
+		if len(l.holds) != n || len(l.starts) != n || len(l.more) != n*(W-1) {
 			bad("leaf %s: piece arrays of different lengths", l.key)
 			continue
 		}
@@ -848,7 +921,7 @@ func (ix *Index) Check() error {
 			if ix.holds[h.ID] != h {
 				bad("leaf %s: piece %d belongs to hold %s, which is not in the index", l.key, i, h.ID)
 			}
-			if pc.start != h.start || pc.end != h.end || pc.tenant != h.tenant || pc.dedicated != h.Dedicated {
+			if pc.start != h.start || l.starts[i] != h.start || pc.end != h.end || pc.tenant != h.tenant || pc.dedicated != h.Dedicated {
 				bad("leaf %s: piece %d differs from its hold %s", l.key, i, h.ID)
 			}
 			seen[h]++
@@ -914,9 +987,11 @@ func (ix *Index) Check() error {
 		}
 	}
 	slices.Sort(ids)
-	if ix.held != nil {
-		held := make([]uint8, len(ix.held))
-		L := len(ix.leaves)
+	if ix.held {
+		B := ix.buckets
+		leafHeld := make([]uint8, len(ix.leafHeld))
+		podHeld := newHeldRows(len(ix.pods), B)
+		full := newFullFlags(B, ix.podLeaves)
 		for li := range ix.leaves {
 			l := &ix.leaves[li]
 			for i, pc := range l.pieces {
@@ -926,24 +1001,33 @@ func (ix *Index) Check() error {
 					n += bits.OnesCount64(l.mask(i, w))
 				}
 				for b := b0; b < b1; b++ {
-					held[b*L+li] += uint8(n)
+					leafHeld[li*B+b] += uint8(n)
+					podHeld.v[int(l.pod)*podHeld.stride+b] += uint16(n)
+				}
+			}
+			for b := range B {
+				if int(leafHeld[li*B+b]) == len(l.nodes) {
+					full.toggle(int(l.pod), int(l.lane), b)
 				}
 			}
 		}
-		for i := range held {
-			if held[i] != ix.held[i] {
-				bad("leaf %s: bucket %d counts %d held nodes, want %d", ix.leaves[i%L].key, i/L, ix.held[i], held[i])
+		podHeld.fill()
+		full.fill()
+		for i := range leafHeld {
+			if leafHeld[i] != ix.leafHeld[i] {
+				bad("leaf %s: bucket %d counts %d held nodes, want %d", ix.leaves[i/B].key, i%B, ix.leafHeld[i], leafHeld[i])
 				break
 			}
 		}
-		P := len(ix.pods)
-		podHeld := make([]uint16, len(ix.podHeld))
-		for i, n := range held {
-			podHeld[i/L*P+int(ix.leaves[i%L].pod)] += uint16(n)
+		for i := range podHeld.v {
+			if podHeld.v[i] != ix.podHeld.v[i] {
+				bad("pod %s: held count %d of its row is %d, want %d", ix.pods[i/podHeld.stride], i%podHeld.stride, ix.podHeld.v[i], podHeld.v[i])
+				break
+			}
 		}
-		for i := range podHeld {
-			if podHeld[i] != ix.podHeld[i] {
-				bad("pod %s: bucket %d counts %d held nodes, want %d", ix.pods[i%P], i/P, ix.podHeld[i], podHeld[i])
+		for i := range full.v {
+			if full.v[i] != ix.full.v[i] {
+				bad("full leaf groups: word %d is %#x, want %#x", i, ix.full.v[i], full.v[i])
 				break
 			}
 		}

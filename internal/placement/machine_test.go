@@ -39,7 +39,7 @@ func wideFleet(t *rapid.T) *refFleet {
 // exactly the holds that overlap one already there.
 func TestIndexMachine(t *testing.T) {
 	t.Parallel()
-	for name, gen := range map[string]func(*rapid.T) *refFleet{"small": genFleet, "wide": wideFleet} {
+	for name, gen := range map[string]func(*rapid.T) *refFleet{"small": genFleet, "wide": wideFleet, "long": genLongFleet} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rapid.Check(t, func(t *rapid.T) { runMachine(t, gen(t)) })
@@ -128,7 +128,8 @@ func runMachine(t *rapid.T, f *refFleet) {
 				t.Skip("no hold")
 			}
 			id := rapid.SampledFrom(ids()).Draw(t, "id")
-			at := genTime(t, "at", 0, 30)
+			last, hours := f.span()
+			at := genTime(t, "at", 0, last+hours)
 			if err := ix.End(id, at); err != nil {
 				t.Fatal(err)
 			}

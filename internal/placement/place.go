@@ -34,6 +34,13 @@ type Request struct {
 	Near int64
 	// Within is "" or a leaf group or pod key: take only nodes under it.
 	Within string
+	// NoReason asks only whether r fits, for callers that try several
+	// windows: a refusal then skips the search for the rule that fails.
+	// Its Reason is ReasonUnknown, unless the rule was plain without that
+	// search: the request itself (pool, topology), or too few free nodes
+	// (capacity, with a bound on them rather than their count in Detail).
+	// Plans are the same with or without it.
+	NoReason bool
 }
 
 // Plan is the nodes Place chose.
@@ -57,6 +64,9 @@ const (
 	ReasonTopology  Reason = "topology"
 	ReasonIsolation Reason = "isolation"
 	ReasonPower     Reason = "power"
+	// ReasonUnknown is given only when Request.NoReason is set: no plan
+	// was found and the rule that fails was not sought.
+	ReasonUnknown Reason = "unknown"
 )
 
 // Error is Place's answer when a request cannot be placed: the Reason, and
@@ -136,6 +146,12 @@ func Place(ix *Index, r Request) (Plan, error) {
 	if sr.run(true, true) {
 		return sr.plan(), nil
 	}
+	if r.NoReason {
+		if sr.refuted {
+			return Plan{}, refuse(ReasonCapacity, "pool %s has at most %d free nodes over the window, %d needed", p.id, sr.podFree, r.Nodes)
+		}
+		return Plan{}, refuse(ReasonUnknown, "pool %s cannot place %d nodes over the window; the rule that fails was not sought", p.id, r.Nodes)
+	}
 	return Plan{}, sr.explain()
 }
 
@@ -159,6 +175,13 @@ type search struct {
 	hasPref    bool
 	iso, power bool // constraints of the current run
 	freeNodes  int  // free nodes of the leaves scanned
+	// bounded is set when the window overlaps buckets of Index.podHeld:
+	// podUB then holds bounds on the pods' free nodes and podFree one on
+	// the pool's, each -1 until needed. refuted is set when run found
+	// podFree below the request.
+	bounded bool
+	podFree int
+	refuted bool
 }
 
 // buffers are a search's slices, indexed by pool leaf (L), pool power
@@ -171,10 +194,13 @@ type buffers struct {
 	touched           []bool   // leaf has taken nodes (L)
 	picked            []bool   // leaf picked by minLeaves (L)
 	touchedList       []int32
-	samples           []int   // buckets of Index.held the window overlaps
-	ubs               []int32 // bounds of one pod's leaves
-	capU, capRem      []int64 // units that fit in each power budget (D)
-	tmp, vtmp         []int64 // (D)
+	segs              []heldSeg // runs of Index.podHeld and full the window overlaps
+	podUB             []int32   // bounds on the free nodes of each pool pod
+	flags             []uint64  // full leaf groups per pool pod, at poolPod.flagOff
+	flagsDone         []bool    // flags computed, per pool pod
+	ubs               []int32   // bounds of one pod's leaves
+	capU, capRem      []int64   // units that fit in each power budget (D)
+	tmp, vtmp         []int64   // (D)
 	cands, order, sub []int32
 	sub2, cnt         []int32
 	podOrder, podRank []int32
@@ -183,7 +209,6 @@ type buffers struct {
 	hist              []int32
 	groups            [][]int32
 	picks             []pick
-	out               []int64
 }
 
 type pick struct {
@@ -209,7 +234,7 @@ func grow[T any](s []T, n int) []T {
 func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int) error {
 	*s = search{buffers: s.buffers, ix: ix, p: p, r: *r, s: start, e: end, unit: unit, k: r.Nodes / unit,
 		dedicated: r.Isolation == lease.DedicatedLeaf, nearLeaf: -1, nearPod: -1}
-	s.touchedList, s.samples, s.out = s.touchedList[:0], s.samples[:0], s.out[:0]
+	s.touchedList, s.segs = s.touchedList[:0], s.segs[:0]
 	t, ok := ix.tenants[r.TenantID]
 	if !ok {
 		t = -1
@@ -248,17 +273,23 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 		s.nearPod = ix.leaves[s.nearLeaf].pod
 	}
 	s.powerCaps()
-	if ix.held != nil {
+	if ix.held {
 		if b0, b1 := ix.touchedBuckets(start, end); b1 > b0 {
-			for _, b := range []int{b0, b1 - 1, b0 + (b1-b0)/3, b0 + 2*(b1-b0)/3} {
-				if !slices.Contains(s.samples, b) {
-					s.samples = append(s.samples, b)
-				}
+			s.segs = ix.podHeld.segments(s.segs, b0, b1)
+			s.bounded = true
+			s.podUB = grow(s.podUB, len(p.pods))
+			for q := range s.podUB {
+				s.podUB[q] = -1
 			}
+			s.podFree = -1
+			s.flags = grow(s.flags, p.flagWords)
+			s.flagsDone = grow(s.flagsDone, len(p.pods))
+			clear(s.flagsDone)
 		}
 	}
 	if len(r.Prefer) > 0 {
 		s.scanRange(0, L)
+		s.settle()
 		s.scanPref()
 	}
 	return nil
@@ -267,137 +298,213 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 // scanRange computes the free nodes over the window of leaves [lo, hi)
 // not yet scanned, and whether the tenant may use them.
 func (s *search) scanRange(lo, hi int) {
+	for lo < hi {
+		q := s.p.leaves[lo].pod
+		e := min(hi, int(s.p.pods[q].hi))
+		switch {
+		case !s.bounded:
+			for j := lo; j < e; j++ {
+				if !s.done[j] {
+					s.scan(j)
+				}
+			}
+		case s.podNodesUB(int(q)) == 0:
+			// Every node of the pod is held throughout a bucket the
+			// window overlaps. Its leaves are left unscanned: only
+			// candidates and quick look at them, and both skip the
+			// pod; settle clears them for the rest.
+		default:
+			full := s.podFlags(int(q))
+			for j := lo; j < e; j++ {
+				if s.done[j] {
+					continue
+				}
+				if lane := s.p.leaves[j].lane; full[lane/64]>>(lane%64)&1 == 1 {
+					// Every node is held throughout a bucket the window
+					// overlaps.
+					s.clearLeaves(j, j+1)
+					continue
+				}
+				s.scan(j)
+			}
+		}
+		lo = e
+	}
+}
+
+// settle marks the leaves of the pods scanRange skipped as scanned with
+// no free node, for the code that reads every leaf's state.
+func (s *search) settle() {
+	if !s.bounded {
+		return
+	}
+	for q := range s.p.pods {
+		if pd := &s.p.pods[q]; s.podNodesUB(q) == 0 {
+			s.clearLeaves(int(pd.lo), int(pd.hi))
+		}
+	}
+}
+
+// clearLeaves marks leaves [lo, hi) scanned with no free node.
+func (s *search) clearLeaves(lo, hi int) {
+	clear(s.u[lo:hi])
+	clear(s.excl[lo:hi])
+	last := &s.p.leaves[hi-1]
+	clear(s.free[s.p.leaves[lo].off : last.off+last.words])
+	for j := lo; j < hi; j++ {
+		s.done[j] = true
+	}
+}
+
+// scan computes the free nodes of leaf j over the window from its holds.
+func (s *search) scan(j int) {
 	p, ix := s.p, s.ix
 	S, E := s.s, s.e
 	T, ded := s.tenant, s.dedicated
-	free := 0
-	for j := lo; j < hi; j++ {
-		if s.done[j] {
-			continue
-		}
-		s.done[j] = true
-		pl := &p.leaves[j]
-		if len(s.samples) > 0 && s.ubNodes(j) == 0 {
-			// Every node is held throughout a bucket the window overlaps.
-			clear(s.free[pl.off : pl.off+pl.words])
-			s.u[j], s.excl[j] = 0, false
-			continue
-		}
-		lf := &ix.leaves[pl.leaf]
-		ps := lf.pieces
-		// k: the pieces that start before the window ends.
-		k := len(ps)
-		if k > 0 && ps[k-1].start >= E {
-			if k <= 16 {
-				k--
-				for k > 0 && ps[k-1].start >= E {
-					k--
-				}
-			} else {
-				lo, hi := 0, k-1
-				for lo < hi {
-					m := int(uint(lo+hi) >> 1)
-					if ps[m].start >= E {
-						hi = m
-					} else {
-						lo = m + 1
-					}
-				}
-				k = lo
+	s.done[j] = true
+	pl := &p.leaves[j]
+	lf := &ix.leaves[pl.leaf]
+	ps := lf.pieces
+	// k: the pieces that start before the window ends; a branch-free
+	// binary search, as the outcome of each step is a coin toss.
+	st := lf.starts
+	k := len(st)
+	if k > 0 && st[k-1] >= E {
+		lo, n := 0, k
+		for n > 1 {
+			half := n >> 1
+			if st[lo+half-1] < E {
+				lo += half
 			}
+			n -= half
 		}
-		excl := false
-		var n int
-		if pl.words == 1 {
-			var busy uint64
-			for i := k - 1; i >= 0; i-- {
-				pc := &ps[i]
-				if pc.pmax <= S {
-					break
-				}
-				if pc.end > S {
-					busy |= pc.mask0
-					if pc.tenant != T && (pc.dedicated || ded) {
-						excl = true
-					}
-				}
-			}
-			f := pl.base0 &^ busy
-			s.free[pl.off] = f
-			n = bits.OnesCount64(f)
-		} else {
-			W := int(pl.words)
-			f := s.free[pl.off : int(pl.off)+W]
-			for w := range f {
-				f[w] = lf.sched[w] & pl.mask[w]
-			}
-			for i := k - 1; i >= 0; i-- {
-				pc := &ps[i]
-				if pc.pmax <= S {
-					break
-				}
-				if pc.end > S {
-					for w := range f {
-						f[w] &^= lf.mask(i, w)
-					}
-					if pc.tenant != T && (pc.dedicated || ded) {
-						excl = true
-					}
-				}
-			}
-			for _, x := range f {
-				n += bits.OnesCount64(x)
-			}
-		}
-		free += n
-		if s.unit == 1 {
-			s.u[j] = int32(n)
-		} else {
-			s.u[j] = int32(s.units(j, modeAll))
-		}
-		s.excl[j] = excl
+		k = lo
 	}
-	s.freeNodes += free
+	excl := false
+	var n int
+	if pl.words == 1 {
+		var busy uint64
+		for i := k - 1; i >= 0; i-- {
+			pc := &ps[i]
+			if pc.pmax <= S {
+				break
+			}
+			if pc.end > S {
+				busy |= pc.mask0
+				if pc.tenant != T && (pc.dedicated || ded) {
+					excl = true
+				}
+				if pl.base0&^busy == 0 {
+					// Nothing free: excl no longer matters.
+					break
+				}
+			}
+		}
+		f := pl.base0 &^ busy
+		s.free[pl.off] = f
+		n = bits.OnesCount64(f)
+	} else {
+		W := int(pl.words)
+		f := s.free[pl.off : int(pl.off)+W]
+		for w := range f {
+			f[w] = lf.sched[w] & pl.mask[w]
+		}
+		for i := k - 1; i >= 0; i-- {
+			pc := &ps[i]
+			if pc.pmax <= S {
+				break
+			}
+			if pc.end > S {
+				left := uint64(0)
+				for w := range f {
+					f[w] &^= lf.mask(i, w)
+					left |= f[w]
+				}
+				if pc.tenant != T && (pc.dedicated || ded) {
+					excl = true
+				}
+				if left == 0 {
+					break
+				}
+			}
+		}
+		for _, x := range f {
+			n += bits.OnesCount64(x)
+		}
+	}
+	s.freeNodes += n
+	if s.unit == 1 {
+		s.u[j] = int32(n)
+	} else {
+		s.u[j] = int32(s.units(j, modeAll))
+	}
+	s.excl[j] = excl
 }
 
-// bounds returns bounds on the free units of leaves [lo, hi) from
-// Index.held, in a scratch slice.
+// bounds returns bounds on the free units of leaves [lo, hi), in a
+// scratch slice.
 func (s *search) bounds(lo, hi int) []int32 {
 	out := s.ubs[:0]
-	held, L := s.ix.held, len(s.ix.leaves)
-	var rows [4][]uint8
-	for i, b := range s.samples {
-		rows[i] = held[b*L : (b+1)*L]
-	}
-	r0, r1, r2, r3 := rows[0], rows[1], rows[2], rows[3]
-	if r1 == nil {
-		r1 = r0
-	}
-	if r2 == nil {
-		r2 = r0
-	}
-	if r3 == nil {
-		r3 = r0
-	}
 	for j := lo; j < hi; j++ {
-		pl := &s.p.leaves[j]
-		m := max(r0[pl.leaf], r1[pl.leaf], r2[pl.leaf], r3[pl.leaf])
-		out = append(out, (pl.size-int32(m))/int32(s.unit))
+		out = append(out, int32(s.ubNodes(j)/s.unit))
 	}
 	s.ubs = out
 	return out
 }
 
-// podBound bounds the free units of pool pod q over the window from
-// Index.podHeld.
+// podBound bounds the free units of pool pod q over the window.
 func (s *search) podBound(q int) int {
-	g := int(s.p.pods[q].pod)
-	P := len(s.ix.pods)
-	var m uint16
-	for _, b := range s.samples {
-		m = max(m, s.ix.podHeld[b*P+g])
+	return s.podNodesUB(q) / s.unit
+}
+
+// podNodesUB bounds the free nodes of pool pod q over the window from
+// Index.podHeld: its nodes less the most held throughout a bucket.
+func (s *search) podNodesUB(q int) int {
+	if n := s.podUB[q]; n >= 0 {
+		return int(n)
 	}
-	return (int(s.ix.podNodes[g]) - int(m)) / s.unit
+	return s.podNodesMax(q)
+}
+
+func (s *search) podNodesMax(q int) int {
+	g := s.p.pods[q].pod
+	full := uint16(s.ix.podNodes[g])
+	n := int32(full - s.ix.podHeld.max(int(g), s.segs, full))
+	s.podUB[q] = n
+	return int(n)
+}
+
+// freeBound bounds the pool's free nodes over the window, as podFree: the
+// sum of its pods' bounds, when that is below the request; else, tighter,
+// per pod the least of its bound and the size of its leaf groups not full.
+func (s *search) freeBound() int {
+	if s.podFree >= 0 {
+		return s.podFree
+	}
+	n := 0
+	for q := range s.p.pods {
+		n += s.podNodesUB(q)
+	}
+	if n >= s.r.Nodes {
+		n = 0
+		for q := range s.p.pods {
+			ub := s.podNodesUB(q)
+			if ub == 0 {
+				continue
+			}
+			full := s.podFlags(q)
+			pd := &s.p.pods[q]
+			open := 0
+			for j := pd.lo; j < pd.hi; j++ {
+				if pl := &s.p.leaves[j]; full[pl.lane/64]>>(pl.lane%64)&1 == 0 {
+					open += int(pl.size)
+				}
+			}
+			n += min(ub, open)
+		}
+	}
+	s.podFree = n
+	return n
 }
 
 // scanLeaf scans leaf j if it has not been.
@@ -407,16 +514,31 @@ func (s *search) scanLeaf(j int) {
 	}
 }
 
-// ubNodes bounds the free nodes of leaf j over the window from
-// Index.held, without reading its holds.
+// ubNodes bounds the free nodes of leaf j over the window from its pod's
+// bound and full flags, without reading its holds.
 func (s *search) ubNodes(j int) int {
 	pl := &s.p.leaves[j]
-	L := len(s.ix.leaves)
-	var m uint8
-	for _, b := range s.samples {
-		m = max(m, s.ix.held[b*L+int(pl.leaf)])
+	ub := s.podNodesUB(int(pl.pod))
+	if ub == 0 {
+		return 0
 	}
-	return int(pl.size) - int(m)
+	if full := s.podFlags(int(pl.pod)); full[pl.lane/64]>>(pl.lane%64)&1 == 1 {
+		return 0
+	}
+	return min(int(ub), int(pl.size))
+}
+
+// podFlags returns, by lane, the leaf groups of pool pod q whose every
+// node is held throughout a bucket the window overlaps, from Index.full.
+func (s *search) podFlags(q int) []uint64 {
+	pd := &s.p.pods[q]
+	m := s.flags[pd.flagOff : int(pd.flagOff)+s.ix.full.words[pd.pod]]
+	if !s.flagsDone[q] {
+		s.flagsDone[q] = true
+		clear(m)
+		s.ix.full.or(int(pd.pod), s.segs, m)
+	}
+	return m
 }
 
 // scanPref marks the preferred nodes and counts the preferred free units.
@@ -550,8 +672,21 @@ func (s *search) take(j int32, n int, mode int, caps []int64, commit bool) int {
 
 func (s *search) takeUnits(j int32, n int, mode int, caps []int64, commit bool) int {
 	pl := &s.p.leaves[j]
-	lf := &s.ix.leaves[pl.leaf]
 	off, W := int(pl.off), int(pl.words)
+	if !commit && s.unit == 1 && pl.dom >= 0 {
+		// Counting only: every unit is worth one of the same cap.
+		cnt := 0
+		for w := range W {
+			x := s.free[off+w] &^ s.taken[off+w]
+			if mode == modePref {
+				x &= s.pref[off+w]
+			}
+			cnt += bits.OnesCount64(x)
+		}
+		got := int(min(int64(min(n, cnt)), max(caps[pl.dom], 0)))
+		caps[pl.dom] -= int64(got)
+		return got
+	}
 	got := 0
 	passes := 1
 	if s.hasPref && mode == modeAll {
@@ -584,7 +719,6 @@ func (s *search) takeUnits(j int32, n int, mode int, caps []int64, commit bool) 
 					got++
 					if commit {
 						s.taken[off+w] |= 1 << (b % 64)
-						s.out = append(s.out, s.ix.nodes[lf.nodes[b]].Ordinal)
 					}
 				}
 			}
@@ -605,14 +739,8 @@ func (s *search) takeUnits(j int32, n int, mode int, caps []int64, commit bool) 
 			caps[d]--
 			got++
 			if commit {
-				m := pl.nv[u*W : (u+1)*W]
-				for w, x := range m {
+				for w, x := range pl.nv[u*W : (u+1)*W] {
 					s.taken[off+w] |= x
-					for x != 0 {
-						b := w*64 + bits.TrailingZeros64(x)
-						x &= x - 1
-						s.out = append(s.out, s.ix.nodes[lf.nodes[b]].Ordinal)
-					}
 				}
 			}
 		}
@@ -628,7 +756,6 @@ func (s *search) reset() {
 		s.touched[j] = false
 	}
 	s.touchedList = s.touchedList[:0]
-	s.out = s.out[:0]
 	for d := range s.capRem {
 		if s.power {
 			s.capRem[d] = s.capU[d]
@@ -649,9 +776,17 @@ func (s *search) candidates() []int32 {
 	}
 	s.scanRange(int(lo), int(hi))
 	c := s.cands[:0]
-	for j := lo; j < hi; j++ {
-		if s.u[j] > 0 && !(s.iso && s.excl[j]) {
-			c = append(c, j)
+	for j := lo; j < hi; {
+		q := s.p.leaves[j].pod
+		e := min(hi, s.p.pods[q].hi)
+		if s.bounded && s.podNodesUB(int(q)) == 0 {
+			j = e
+			continue
+		}
+		for ; j < e; j++ {
+			if s.u[j] > 0 && !(s.iso && s.excl[j]) {
+				c = append(c, j)
+			}
 		}
 	}
 	s.cands = c
@@ -659,12 +794,17 @@ func (s *search) candidates() []int32 {
 }
 
 // run looks for a plan with isolation and power applied or not; the plan
-// is in s.out when it returns true.
+// is in s.taken when it returns true.
 func (s *search) run(iso, power bool) bool {
 	s.iso, s.power = iso, power
 	s.reset()
 	if s.within == 0 && s.nearLeaf < 0 && !s.hasPref && s.r.Packing != lease.PackLeaf && s.r.Packing != lease.PackPod && s.quick() {
 		return true
+	}
+	if s.bounded && s.freeBound() < s.r.Nodes {
+		// Too few free nodes, whatever the rules.
+		s.refuted = true
+		return false
 	}
 	cands := s.candidates()
 	switch s.r.Packing {
@@ -720,7 +860,7 @@ func (s *search) quick() bool {
 	klb := (s.k + ub - 1) / ub
 	for q := range p.pods {
 		lo, hi := int(p.pods[q].lo), int(p.pods[q].hi)
-		if len(s.samples) > 0 {
+		if s.bounded {
 			// Skip the pod when the bounds say it cannot hold the plan,
 			// and scan only the leaf groups that may matter.
 			if s.podBound(q) < s.k {
@@ -1092,15 +1232,25 @@ func (s *search) minLeaves(leaves []int32, k int, mode int) ([]pick, bool) {
 func (s *search) sortLeaves(leaves []int32, mode int) []int32 {
 	p := s.p
 	P := len(p.pods)
-	pods := grow(s.podOrder, P)
-	for q := range pods {
-		pods[q] = int32(q)
+	// Rank the pods of leaves only; rank[q] is -1 for a pod not yet seen.
+	rank := grow(s.podRank, P)
+	for q := range rank {
+		rank[q] = -1
+	}
+	pods := s.podOrder[:0]
+	for _, j := range leaves {
+		if q := p.leaves[j].pod; rank[q] < 0 {
+			rank[q] = 0
+			pods = append(pods, q)
+		}
 	}
 	slices.SortFunc(pods, func(a, b int32) int {
-		return cmp.Or(cmp.Compare(s.podSum[b], s.podSum[a]), cmp.Compare(a, b))
+		if s.podSum[a] != s.podSum[b] {
+			return cmp.Compare(s.podSum[b], s.podSum[a])
+		}
+		return cmp.Compare(a, b)
 	})
 	s.podOrder = pods
-	rank := grow(s.podRank, P)
 	for r, q := range pods {
 		rank[q] = int32(r)
 	}
@@ -1246,14 +1396,33 @@ func (s *search) packPod(leaves []int32) bool {
 
 // plan returns the chosen nodes.
 func (s *search) plan() Plan {
-	nodes := slices.Clone(s.out)
-	slices.Sort(nodes)
-	pods := make([]int32, 0, len(s.touchedList))
-	for _, j := range s.touchedList {
-		pods = append(pods, s.p.leaves[j].pod)
+	// Leaves in pool order and nodes in leaf order are usually in ordinal
+	// order already.
+	slices.Sort(s.touchedList)
+	nodes := make([]int64, 0, s.r.Nodes)
+	pods := 0
+	for i, j := range s.touchedList {
+		pl := &s.p.leaves[j]
+		if i == 0 || s.p.leaves[s.touchedList[i-1]].pod != pl.pod {
+			pods++
+		}
+		lf := &s.ix.leaves[pl.leaf]
+		for w, x := range s.taken[pl.off : pl.off+pl.words] {
+			for x != 0 {
+				b := w*64 + bits.TrailingZeros64(x)
+				x &= x - 1
+				if lf.dense {
+					nodes = append(nodes, lf.ord0+int64(b))
+				} else {
+					nodes = append(nodes, s.ix.nodes[lf.nodes[b]].Ordinal)
+				}
+			}
+		}
 	}
-	slices.Sort(pods)
-	return Plan{Nodes: nodes, LeafGroups: len(s.touchedList), Pods: len(slices.Compact(pods))}
+	if !slices.IsSorted(nodes) {
+		slices.Sort(nodes)
+	}
+	return Plan{Nodes: nodes, LeafGroups: len(s.touchedList), Pods: pods}
 }
 
 // explain returns the reason the request does not fit: the first of
@@ -1262,6 +1431,7 @@ func (s *search) plan() Plan {
 func (s *search) explain() error {
 	r, p := s.r, s.p
 	s.scanRange(0, len(p.leaves))
+	s.settle()
 	if s.freeNodes < r.Nodes {
 		return refuse(ReasonCapacity, "pool %s has %d free nodes over the window, %d needed", p.id, s.freeNodes, r.Nodes)
 	}

@@ -18,6 +18,7 @@ type pool struct {
 	// of nvlink nodes, of any leaf.
 	maxNodes, maxNV int
 	words           int // words of all leaves' masks together
+	flagWords       int // words of all pods' full flags together
 	mixed           bool
 	leafByKey       map[string]int32
 	podByKey        map[string]int32
@@ -28,6 +29,7 @@ type poolLeaf struct {
 	pod   int32 // index into pool.pods
 	off   int32 // first word of the leaf in a search's masks
 	words int32
+	lane  int32 // the leaf's rank in its pod: Index.leaves[leaf].lane
 	// base0 is the first word of sched & mask, kept by SetSchedulable.
 	base0 uint64
 	size  int32    // nodes of the leaf group, of every pool
@@ -47,6 +49,8 @@ type poolPod struct {
 	key    string
 	pod    int32 // index into Index.pods
 	lo, hi int32 // its leaves: pool.leaves[lo:hi]
+	// flagOff is the pod's first word in a search's full flags.
+	flagOff int32
 }
 
 type poolDom struct {
@@ -100,11 +104,12 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 		lf := &ix.leaves[l]
 		if k := len(p.pods); k == 0 || p.pods[k-1].pod != lf.pod {
 			p.podByKey[ix.pods[lf.pod]] = int32(k)
-			p.pods = append(p.pods, poolPod{key: ix.pods[lf.pod], pod: lf.pod, lo: int32(j)})
+			p.pods = append(p.pods, poolPod{key: ix.pods[lf.pod], pod: lf.pod, lo: int32(j), flagOff: int32(p.flagWords)})
+			p.flagWords += int(ix.podLeaves[lf.pod]+63) / 64
 		}
 		p.pods[len(p.pods)-1].hi = int32(j + 1)
 		p.leafByKey[lf.key] = int32(j)
-		pl := poolLeaf{leaf: l, pod: int32(len(p.pods) - 1), off: int32(p.words), words: lf.words,
+		pl := poolLeaf{leaf: l, pod: int32(len(p.pods) - 1), off: int32(p.words), words: lf.words, lane: lf.lane,
 			mask: make([]uint64, lf.words), dom: -2}
 		p.words += int(lf.words)
 		nodes := 0

@@ -17,6 +17,20 @@ type refFleet struct {
 	holds   []Hold
 	origin  time.Time
 	slots   int
+	// long draws holds and windows of up to 400 hours over 1,000 (the
+	// calendar's length then), so that the index's held counts have
+	// several levels and windows span them; otherwise up to 10 hours over
+	// the first 30.
+	long bool
+}
+
+// span returns the last hour a drawn start may take and the longest
+// drawn duration, in hours.
+func (f *refFleet) span() (last, hours int) {
+	if f.long {
+		return 600, 400
+	}
+	return 20, 10
 }
 
 func (f *refFleet) node(o int64) (Node, bool) {
