@@ -102,8 +102,10 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 }
 
 // fits checks every step of l, shifted by shift, against the pool's counts
-// and places it; it returns the nodes of each segment or the refusal.
-func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration) ([]placement.Plan, *Refusal) {
+// and places it; it returns the nodes of each segment or the refusal. A
+// probe only asks whether l fits: its refusal may not name the rule that
+// fails (placement's NoReason), which spares the search for it.
+func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
 	cal, what := p.free, "guaranteed"
 	if !l.Kind.Guaranteed() {
 		cal, what = p.idle, "spot"
@@ -124,7 +126,7 @@ func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration) ([]plac
 				p.id, cal.At(at), what, c.timeOf(at).Format(time.RFC3339), s.GPUs)}
 		}
 		plan, err := placement.Place(c.ix, placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
-			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev})
+			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev, NoReason: probe})
 		if err != nil {
 			var pe *placement.Error
 			if errors.As(err, &pe) {
@@ -154,7 +156,7 @@ func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time
 			return time.Time{}
 		}
 		shift := c.timeOf(s).Sub(l.Start)
-		if _, ref := c.fits(p, l, shift); ref == nil {
+		if _, ref := c.fits(p, l, shift, true); ref == nil {
 			return c.timeOf(s)
 		}
 		from = s + 1
@@ -171,7 +173,7 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request) (*
 		return nil, nil, err
 	}
 	l.ID, l.TenantID, l.State, l.Created = id, tenantID, lease.Scheduled, now
-	plans, ref := c.fits(p, &l, 0)
+	plans, ref := c.fits(p, &l, 0, false)
 	if ref != nil {
 		ref.EarliestStart = c.earliest(now, p, &l)
 		return nil, nil, ref
@@ -201,7 +203,7 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request) (Quote
 	}
 	l.TenantID = tenantID
 	q := Quote{Kind: l.Kind, Pool: l.Pool, Start: l.Start, End: l.End, Schedule: slices.Clone(l.Schedule)}
-	plans, ref := c.fits(p, &l, 0)
+	plans, ref := c.fits(p, &l, 0, false)
 	if ref != nil {
 		ref.EarliestStart = c.earliest(now, p, &l)
 		q.Refusal = ref
