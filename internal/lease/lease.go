@@ -211,8 +211,8 @@ type Shortfall struct {
 	From, To time.Time
 }
 
-// GPUHours returns the GPU-hours short, rounded down to whole GPU-seconds
-// then expressed in hours as a float for display.
+// GPUHours returns the GPU-hours short, as a float for display; sums that
+// must be exact use GPUs and the interval.
 func (s Shortfall) GPUHours() float64 {
 	return float64(s.GPUs) * s.To.Sub(s.From).Hours()
 }
