@@ -69,10 +69,15 @@ func (m Money) Add(o Money) (Money, error) {
 
 // Sub returns m − o, or ErrCurrency or ErrOverflow.
 func (m Money) Sub(o Money) (Money, error) {
-	if o.Micros == math.MinInt64 {
+	c, err := currency(m, o)
+	if err != nil {
+		return Money{}, err
+	}
+	d := m.Micros - o.Micros
+	if (d < m.Micros) != (o.Micros > 0) {
 		return Money{}, fmt.Errorf("%w: %s − %s", ErrOverflow, m, o)
 	}
-	return m.Add(Money{Micros: -o.Micros, Currency: o.Currency})
+	return Money{Micros: d, Currency: c}, nil
 }
 
 // Neg returns −m, or ErrOverflow.

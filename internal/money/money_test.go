@@ -62,6 +62,9 @@ func TestArithmeticErrors(t *testing.T) {
 	if _, err := USD(0).Sub(USD(math.MinInt64)); !errors.Is(err, ErrOverflow) {
 		t.Errorf("0 − MinInt64: err = %v, want ErrOverflow", err)
 	}
+	if got, err := USD(-1).Sub(USD(math.MinInt64)); err != nil || got.Micros != math.MaxInt64 {
+		t.Errorf("−1 − MinInt64 = %v, %v; want MaxInt64 (found by TestAgainstBig)", got, err)
+	}
 	if _, err := USD(1).Add(New(1, "EUR")); !errors.Is(err, ErrCurrency) {
 		t.Errorf("USD + EUR: err = %v, want ErrCurrency", err)
 	}
