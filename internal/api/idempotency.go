@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/neocloud/neocloud/internal/engine"
 )
 
@@ -113,8 +115,18 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 			m.s.writeProblem(w, http.StatusInternalServerError, "internal error; see the server log for request "+engine.RequestID(ctx), "", nil)
 			return
 		}
+		rem := &engine.Remember{Scope: scope, Key: key, RequestSHA256: sum}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, rememberKey{}, rem)))
+		if saved, ok := rem.Saved(); ok {
+			// A capacity command remembered its answer in the transaction
+			// that committed it (answering): that is the answer.
+			w.Header().Set("Content-Type", saved.ContentType)
+			w.WriteHeader(saved.Status)
+			_, _ = w.Write(saved.Body)
+			return
+		}
+		rec.send()
 		// Remember what the authenticated caller was told, 5xx aside (a
 		// retry of a server failure should run again).
 		if rec.status == http.StatusUnauthorized || rec.status >= 500 {
@@ -132,21 +144,85 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// recorder passes a response through and keeps a copy of it.
+// rememberKey carries a request's *engine.Remember to its handler
+// (answering).
+type rememberKey struct{}
+
+// answering returns ctx for submitting the capacity command of a request
+// that carries an Idempotency-Key, such that the command remembers the
+// answer in the transaction that commits it: status and the transport
+// value render(val) on success, the problem of an expected error
+// otherwise. Without the header it returns ctx. When the command
+// remembered its answer (remembered), the handler may return no output:
+// the idempotency middleware sends the remembered answer.
+func (s *Server) answering(ctx context.Context, status int, render func(val any) (any, error)) context.Context {
+	rem, _ := ctx.Value(rememberKey{}).(*engine.Remember)
+	if rem == nil {
+		return ctx
+	}
+	rem.Answer = func(val any, err error) (int, string, []byte, bool) {
+		if err == nil {
+			out, err := render(val)
+			if err != nil {
+				return 0, "", nil, false // not remembered: the handler answers
+			}
+			return s.marshalAnswer(status, out)
+		}
+		pe := problemOf(err)
+		if pe == nil || pe.GetStatus() >= 500 {
+			return 0, "", nil, false // not remembered: a retry runs again
+		}
+		return s.marshalAnswer(pe.GetStatus(), pe)
+	}
+	return engine.WithRemember(ctx, rem)
+}
+
+// remembered reports whether the command submitted with ctx (answering)
+// remembered its answer.
+func remembered(ctx context.Context) bool {
+	rem, _ := ctx.Value(rememberKey{}).(*engine.Remember)
+	_, ok := rem.Saved()
+	return ok
+}
+
+// marshalAnswer renders v as huma writes a handler's output or error: as
+// JSON, or problem JSON for a problem.
+func (s *Server) marshalAnswer(status int, v any) (int, string, []byte, bool) {
+	ct := "application/json"
+	if f, ok := v.(huma.ContentTypeFilter); ok {
+		ct = f.ContentType(ct)
+	}
+	var b bytes.Buffer
+	if err := s.api.Marshal(&b, ct, v); err != nil {
+		return 0, "", nil, false
+	}
+	return status, ct, b.Bytes(), true
+}
+
+// recorder holds a response back and keeps it, to be sent (send) unless
+// the answer remembered with the request's command replaces it.
 type recorder struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 	body   bytes.Buffer
 }
 
 func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
-	r.body.Write(p)
-	return r.ResponseWriter.Write(p)
+	r.wrote = true
+	return r.body.Write(p)
+}
+
+// send writes the response held back.
+func (r *recorder) send() {
+	r.ResponseWriter.WriteHeader(r.status)
+	_, _ = r.ResponseWriter.Write(r.body.Bytes())
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
@@ -158,6 +234,9 @@ const secretWithheld = "(withheld: a key's secret is shown once; revoke this key
 
 // withoutSecret returns body with a top-level "secret" field withheld.
 func withoutSecret(body []byte) []byte {
+	if !bytes.Contains(body, []byte(`"secret"`)) {
+		return body // not decoded: most answers have no secret
+	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) != nil {
 		return body

@@ -192,19 +192,31 @@ func (s *Server) createLease(ctx context.Context, p tenant.Principal, in *leaseR
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.answering(ctx, http.StatusCreated, func(val any) (any, error) { return s.leaseCreated(ctx, val.(engine.LeaseResult)) })
 	res, err := s.eng.RequestLease(ctx, p, in.Body.Tenant, r)
+	if remembered(ctx) {
+		return nil, nil // the idempotency middleware sends the answer committed with the lease
+	}
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.leaseCreated(ctx, res)
+	if err != nil {
+		return nil, err
+	}
+	return ok(out)
+}
+
+func (s *Server) leaseCreated(ctx context.Context, res engine.LeaseResult) (LeaseCreated, error) {
 	out := LeaseCreated{Lease: s.leaseJSON(res.Lease), Allocations: make([]Allocation, len(res.Allocations))}
 	names, err := s.eng.NodeNames(ctx, res.Allocations)
 	if err != nil {
-		return nil, err
+		return LeaseCreated{}, err
 	}
 	for i, a := range res.Allocations {
 		out.Allocations[i] = Allocation{ID: a.ID, Start: a.Start, End: a.End, Nodes: names[i]}
 	}
-	return ok(out)
+	return out, nil
 }
 
 type leasesIn struct {
@@ -260,7 +272,11 @@ type cancelIn struct {
 }
 
 func (s *Server) cancelLease(ctx context.Context, p tenant.Principal, in *cancelIn) (*body[Lease], error) {
+	ctx = s.answering(ctx, http.StatusOK, func(val any) (any, error) { return s.leaseJSON(val.(lease.Lease)), nil })
 	l, err := s.eng.CancelLease(ctx, p, in.Lease, in.Body.Reason)
+	if remembered(ctx) {
+		return nil, nil // the idempotency middleware sends the answer committed with the cancel
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +383,12 @@ func (s *Server) setHoldback(ctx context.Context, p tenant.Principal, in *holdba
 	for i, st := range in.Body.Steps {
 		steps[i] = engine.HoldbackStep{From: st.From, GPUs: unit.GPUs(st.GPUs)}
 	}
-	if err := s.eng.SetHoldback(ctx, p, in.Body.Pool, steps); err != nil {
+	ctx = s.answering(ctx, http.StatusOK, func(any) (any, error) { return in.Body, nil })
+	err := s.eng.SetHoldback(ctx, p, in.Body.Pool, steps)
+	if remembered(ctx) {
+		return nil, nil // the idempotency middleware sends the answer committed with the change
+	}
+	if err != nil {
 		return nil, err
 	}
 	return ok(in.Body)
@@ -390,9 +411,17 @@ type NodeStateChange struct {
 }
 
 func (s *Server) setNodeState(ctx context.Context, p tenant.Principal, in *nodeStateIn) (*body[NodeStateChange], error) {
+	ctx = s.answering(ctx, http.StatusOK, func(val any) (any, error) { return nodeStateChange(val.(engine.NodeStateResult)), nil })
 	res, err := s.eng.SetNodeState(ctx, p, in.Node, fleet.State(in.Body.State), in.Body.Reason)
+	if remembered(ctx) {
+		return nil, nil // the idempotency middleware sends the answer committed with the change
+	}
 	if err != nil {
 		return nil, err
 	}
-	return ok(NodeStateChange{Node: nodeJSON(res.Node), Ended: res.Ended, Replaced: res.Replaced, Shortfalls: shortfallsJSON(res.Shortfalls)})
+	return ok(nodeStateChange(res))
+}
+
+func nodeStateChange(res engine.NodeStateResult) NodeStateChange {
+	return NodeStateChange{Node: nodeJSON(res.Node), Ended: res.Ended, Replaced: res.Replaced, Shortfalls: shortfallsJSON(res.Shortfalls)}
 }

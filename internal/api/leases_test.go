@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/api"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store/dbtest"
 )
@@ -147,6 +148,80 @@ func TestLeaseBadInputOverHTTP(t *testing.T) {
 		after := dbtest.Dump(t, st)
 		if before != after {
 			t.Errorf("bad input changed the store")
+		}
+	})
+}
+
+// TestLeaseIdempotencyKey: a lease request's answer is remembered in the
+// transaction that commits the lease (admitted or refused), and answers
+// as the same request without an Idempotency-Key would: the replay gets
+// it again and changes nothing; a cancel's answer likewise.
+func TestLeaseIdempotencyKey(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		f := newFixture(t, st)
+		key := f.keys["tenant-admin@tenant-a"]
+		scope := keyIDOf(key)
+		start := t0.Add(3 * time.Hour)
+		window := func(gpus int) map[string]any {
+			return map[string]any{"kind": "reservation", "pool": "lab-1/H100-SXM",
+				"start": start.Format(time.RFC3339), "end": start.Add(4 * time.Hour).Format(time.RFC3339), "gpus": gpus}
+		}
+		ctx := t.Context()
+
+		code1, body1, h1 := f.doFull(key, "POST", "/v1/leases", window(16), map[string]string{api.IdempotencyHeader: "lease-1"})
+		if code1 != http.StatusCreated || h1.Get("Content-Type") != "application/json" {
+			t.Fatalf("create = %d %s %q", code1, body1, h1.Get("Content-Type"))
+		}
+		var created api.LeaseCreated
+		if err := json.Unmarshal(body1, &created); err != nil || len(created.Allocations) == 0 || len(created.Allocations[0].Nodes) != 2 {
+			t.Fatalf("create answered %s (%v): want the lease with 2 nodes", body1, err)
+		}
+		rec, err := st.Idempotent(ctx, scope, "lease-1", time.Time{})
+		if err != nil || rec.Status != code1 || string(rec.Body) != string(body1) {
+			t.Fatalf("remembered %d %s (%v), want the answer %d %s", rec.Status, rec.Body, err, code1, body1)
+		}
+		// The answer is the one a request without the header gets, but for
+		// the lease's ID and allocations.
+		_, plain := f.do(key, "POST", "/v1/leases", window(8))
+		var other api.LeaseCreated
+		if err := json.Unmarshal(plain, &other); err != nil {
+			t.Fatal(err)
+		}
+		other.ID, other.Allocations, other.GPUs = created.ID, created.Allocations, created.GPUs
+		other.Schedule = created.Schedule
+		if fmt.Sprint(other) != fmt.Sprint(created) {
+			t.Errorf("idempotent answer %+v, plain answer %+v", created, other)
+		}
+		before := dbtest.Dump(t, st)
+		code2, body2, h2 := f.doFull(key, "POST", "/v1/leases", window(16), map[string]string{api.IdempotencyHeader: "lease-1"})
+		if code2 != code1 || string(body2) != string(body1) || h2.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay = %d %s, want %d %s replayed", code2, body2, code1, body1)
+		}
+		if dbtest.Dump(t, st) != before {
+			t.Errorf("the replay changed the store")
+		}
+
+		// A refusal is remembered too, and reads as a refusal without the header.
+		huge := window(8 * 1000)
+		code3, body3, h3 := f.doFull(key, "POST", "/v1/leases", huge, map[string]string{api.IdempotencyHeader: "lease-2"})
+		code4, body4, h4 := f.doFull(key, "POST", "/v1/leases", huge, nil)
+		if code3 != http.StatusConflict || code4 != code3 || string(body3) != string(body4) ||
+			h3.Get("Content-Type") != h4.Get("Content-Type") {
+			t.Errorf("refusal = %d %q %s, without the header %d %q %s", code3, h3.Get("Content-Type"), body3, code4, h4.Get("Content-Type"), body4)
+		}
+		if rec, err := st.Idempotent(ctx, scope, "lease-2", time.Time{}); err != nil || string(rec.Body) != string(body3) {
+			t.Errorf("refusal remembered as %s (%v)", rec.Body, err)
+		}
+
+		// A cancel.
+		path := "/v1/leases/" + created.ID + "/cancel"
+		code5, body5 := f.doHeader(key, "POST", path, map[string]string{}, map[string]string{api.IdempotencyHeader: "cancel-1"})
+		code6, body6, h6 := f.doFull(key, "POST", path, map[string]string{}, map[string]string{api.IdempotencyHeader: "cancel-1"})
+		if code5 != http.StatusOK || code6 != code5 || string(body6) != string(body5) || h6.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("cancel = %d %s, replay %d %s", code5, body5, code6, body6)
+		}
+		if code, body := f.do(key, "POST", path, map[string]string{}); code != http.StatusConflict {
+			t.Errorf("cancel again without the header = %d %s, want 409", code, body)
 		}
 	})
 }

@@ -19,6 +19,19 @@ import (
 // one place where errors become HTTP statuses; anything unexpected is logged
 // and answered as a 500 without internals.
 func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
+	if err == nil {
+		return nil
+	}
+	if pe := problemOf(err); pe != nil {
+		return pe
+	}
+	s.log.ErrorContext(ctx, "request failed", slog.String("err", err.Error()), slog.String("request_id", engine.RequestID(ctx)))
+	return huma.Error500InternalServerError("internal error; see the server log for request " + engine.RequestID(ctx))
+}
+
+// problemOf returns the problem an expected error maps to; nil for nil and
+// for an unexpected error (problem logs it and answers 500).
+func problemOf(err error) huma.StatusError {
 	var (
 		se    huma.StatusError
 		ve    *valid.Error
@@ -63,8 +76,7 @@ func (s *Server) problem(ctx context.Context, err error) huma.StatusError {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.NewError(http.StatusServiceUnavailable, "request cancelled or timed out")
 	default:
-		s.log.ErrorContext(ctx, "request failed", slog.String("err", err.Error()), slog.String("request_id", engine.RequestID(ctx)))
-		return huma.Error500InternalServerError("internal error; see the server log for request " + engine.RequestID(ctx))
+		return nil
 	}
 }
 

@@ -81,7 +81,8 @@ func New(cfg Config) *Server {
 	hc.CreateHooks = nil
 	hc.FieldsOptionalByDefault = true // required fields say so with required:"true"
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
-	hc.Formats = map[string]huma.Format{"application/json": strictJSON, "json": strictJSON}
+	format := strictJSON()
+	hc.Formats = map[string]huma.Format{"application/json": format, "json": format}
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key: nc_ followed by 43 base62 characters."},
 	}

@@ -17,9 +17,13 @@ import (
 // capacity and persists the effects of every command it has applied in one
 // store transaction (group commit) before answering any of them. The
 // answers are those of one-by-one application: commands are applied in
-// arrival order, each seeing its predecessors' effects. When the commit
-// fails, the in-memory state is rebuilt from the store and every command of
-// the batch gets the error.
+// arrival order, each seeing its predecessors' effects. While one batch
+// commits (on the committer goroutine), the commands that arrive are
+// applied and form the next. When the commit fails, the in-memory state is
+// rebuilt from the store and every command of the batch, and of the next
+// (applied on top of it), gets the error. A command may carry its caller's
+// answer to remember for idempotent replays (Remember): it is committed
+// with the command's effects.
 
 // maxBatch bounds the commands committed together.
 const maxBatch = 512
@@ -28,12 +32,15 @@ const maxBatch = 512
 // that one caller hanging up cannot abort the others' commands.
 const commitTimeout = 30 * time.Second
 
-// op is one capacity command. apply runs under the capacity write lock
-// and returns what to persist (nil: nothing) and the answer.
+// op is one capacity command. apply runs under the capacity write lock,
+// at now, with the writer's lease IDs, and returns what to persist (nil:
+// nothing) and the answer. remember, when set, renders the caller's answer
+// to be committed with the effects.
 type op struct {
-	ctx   context.Context
-	apply func(c *capState, now time.Time) (*effect, any, error)
-	done  chan opResult
+	ctx      context.Context
+	apply    func(c *capState, now time.Time, ids *leaseIDs) (*effect, any, error)
+	remember *Remember
+	done     chan opResult
 }
 
 type opResult struct {
@@ -67,9 +74,9 @@ func (p Pending) Wait() (any, error) {
 }
 
 // submit queues a command for the writer and returns at once.
-func (e *Engine) submit(ctx context.Context, apply func(c *capState, now time.Time) (*effect, any, error)) Pending {
+func (e *Engine) submit(ctx context.Context, apply func(c *capState, now time.Time, ids *leaseIDs) (*effect, any, error)) Pending {
 	e.writerOnce.Do(func() { go e.writer() })
-	o := &op{ctx: ctx, apply: apply, done: make(chan opResult, 1)}
+	o := &op{ctx: ctx, apply: apply, remember: rememberOf(ctx), done: make(chan opResult, 1)}
 	select {
 	case e.ops <- o:
 	case <-ctx.Done():
@@ -90,8 +97,9 @@ func (e *Engine) Close() {
 }
 
 func (e *Engine) writer() {
-	jobs := make(chan *job) // to the committer: at most one batch commits while the next is applied
+	jobs := make(chan *job) // to the committer: one batch commits while the next gathers
 	go e.committer(jobs)
+	ids := &leaseIDs{rand: e.rand}
 	defer close(jobs)
 	for {
 		var first *op
@@ -111,33 +119,81 @@ func (e *Engine) writer() {
 		// last batch is committed, so that no other write (a fleet apply)
 		// runs between a batch's apply and its commit.
 		e.mu.Lock()
-		var last *job
-		for first != nil {
-			batch := append(make([]*op, 0, maxBatch), first)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case o := <-e.ops:
-					batch = append(batch, o)
-				default:
-					break drain
-				}
-			}
-			last = e.apply(batch)
-			jobs <- last
-			first = nil
-			select {
-			case first = <-e.ops:
-			default:
-				<-last.committed
-				select {
-				case first = <-e.ops:
-				default:
-				}
-			}
-		}
+		e.burst(first, jobs, ids)
 		e.mu.Unlock()
 	}
+}
+
+// burst applies commands from first on, handing batches to the committer,
+// until the queue is empty and every batch is committed. Commands are
+// applied as they arrive, into the batch that waits for the committer;
+// the committer takes all of it when the previous commit ends. So the
+// commands that arrive during one commit share the next one, however many
+// (up to maxBatch), and each waits for at most the commit in progress
+// before its own.
+func (e *Engine) burst(first *op, jobs chan<- *job, ids *leaseIDs) {
+	var (
+		next *job // applied, waiting for the committer
+		last *job // handed to the committer, perhaps not committed yet
+		o    = first
+	)
+	for {
+		if o != nil {
+			ops := e.gather(o, next)
+			for {
+				j, ok := e.apply(next, ops, ids)
+				if ok {
+					next = j
+					break
+				}
+				jobs <- next // stale: the committer fails it at once
+				last, next = next, nil
+			}
+			o = nil
+		}
+		switch {
+		case next != nil && len(next.batch) >= maxBatch:
+			jobs <- next
+			last, next = next, nil
+		case next != nil:
+			select {
+			case jobs <- next:
+				last, next = next, nil
+			case o = <-e.ops:
+			}
+		case last != nil:
+			select {
+			case o = <-e.ops:
+			case <-last.committed:
+				last = nil
+			}
+		default:
+			select {
+			case o = <-e.ops:
+			default:
+				return // the queue is empty and every batch committed
+			}
+		}
+	}
+}
+
+// gather returns first and the commands queued behind it, as many as the
+// batch next (nil: none yet) has room for.
+func (e *Engine) gather(first *op, next *job) []*op {
+	room := maxBatch
+	if next != nil {
+		room -= len(next.batch)
+	}
+	ops := []*op{first}
+	for len(ops) < room {
+		select {
+		case o := <-e.ops:
+			ops = append(ops, o)
+		default:
+			return ops
+		}
+	}
+	return ops
 }
 
 // job is one applied batch on its way to the store.
@@ -145,35 +201,93 @@ type job struct {
 	batch     []*op
 	results   []opResult
 	effects   []*effect
-	gen       uint64 // e.gen when applied: stale after a failed commit
+	applied   []time.Time // when each command was applied; zero: it was not
+	gen       uint64      // e.gen when applied: stale after a failed commit
 	committed chan struct{}
 }
 
-// apply runs a batch's commands against the in-memory capacity, in order.
-func (e *Engine) apply(batch []*op) *job {
-	j := &job{batch: batch, results: make([]opResult, len(batch)), effects: make([]*effect, len(batch)), committed: make(chan struct{})}
+// apply runs ops against the in-memory capacity, in order, appending them
+// to the batch j (nil: a new one, returned), then renders the answers
+// their callers asked to remember (Remember) without the lock. It returns
+// false, and applies nothing, when j is stale: a commit failed after j's
+// commands were applied, to a capacity state since dropped.
+func (e *Engine) apply(j *job, ops []*op, ids *leaseIDs) (*job, bool) {
+	if j == nil {
+		j = &job{committed: make(chan struct{})}
+	}
+	from := len(j.batch)
+	j.batch = append(j.batch, ops...)
+	j.results = append(j.results, make([]opResult, len(ops))...)
+	j.effects = append(j.effects, make([]*effect, len(ops))...)
+	j.applied = append(j.applied, make([]time.Time, len(ops))...)
+	if !e.applyLocked(j, from, ids) {
+		j.batch, j.results, j.effects, j.applied = j.batch[:from], j.results[:from], j.effects[:from], j.applied[:from]
+		return j, false
+	}
+	for i := from; i < len(j.batch); i++ {
+		o := j.batch[i]
+		if o.remember == nil || j.applied[i].IsZero() {
+			continue
+		}
+		if r := e.answer(o, j.results[i], j.applied[i]); r != nil {
+			if j.effects[i] == nil {
+				j.effects[i] = &effect{}
+			}
+			j.effects[i].remember = r
+		}
+	}
+	return j, true
+}
+
+// applyLocked applies the commands of j from index from on; false when j
+// is stale (then it applies none).
+func (e *Engine) applyLocked(j *job, from int, ids *leaseIDs) bool {
 	e.capMu.Lock()
 	defer e.capMu.Unlock()
-	j.gen = e.gen
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	c, err := e.loadedLocked(ctx)
-	if err != nil {
-		for i := range j.results {
-			j.results[i].err = err
-		}
-		return j
+	if from == 0 {
+		j.gen = e.gen
+	} else if j.gen != e.gen {
+		return false
 	}
-	for i, o := range batch {
+	c := e.cap
+	if c == nil || c.stale(e.clock.Now()) {
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		var err error
+		c, err = e.loadedLocked(ctx)
+		cancel()
+		if err != nil {
+			for i := from; i < len(j.results); i++ {
+				j.results[i].err = err
+			}
+			return true
+		}
+	}
+	for i := from; i < len(j.batch); i++ {
+		o := j.batch[i]
 		if err := o.ctx.Err(); err != nil {
 			j.results[i].err = err
 			continue
 		}
-		eff, val, err := o.apply(c, e.clock.Now())
+		now := e.clock.Now()
+		eff, val, err := o.apply(c, now, ids)
 		j.results[i] = opResult{val: val, err: err}
 		j.effects[i] = eff
+		j.applied[i] = now
 	}
-	return j
+	return true
+}
+
+// answer renders the answer o's caller asked to remember; nil when there
+// is none. A panic of the renderer remembers nothing (and is logged), as
+// a request that failed would not be remembered either.
+func (e *Engine) answer(o *op, res opResult, now time.Time) (r *IdempotentResponse) {
+	defer func() {
+		if v := recover(); v != nil {
+			e.log.Error("remember answer: panic", "panic", fmt.Sprint(v), "request_id", RequestID(o.ctx))
+			r = nil
+		}
+	}()
+	return o.remember.answer(res.val, res.err, now)
 }
 
 // committer persists applied batches in order and answers their commands.
@@ -181,17 +295,22 @@ func (e *Engine) apply(batch []*op) *job {
 // store on next use) and batches applied on top of it fail unwritten.
 func (e *Engine) committer(jobs <-chan *job) {
 	for j := range jobs {
-		e.commit(j)
+		ok := e.commit(j)
 		for i, o := range j.batch {
+			if ok && o.remember != nil && j.effects[i] != nil && j.effects[i].remember != nil {
+				o.remember.saved = j.effects[i].remember
+			}
 			o.done <- j.results[i]
 		}
 		close(j.committed)
 	}
 }
 
-func (e *Engine) commit(j *job) {
+// commit persists j's effects; false when it failed (then every command
+// with effects has the error as its result).
+func (e *Engine) commit(j *job) bool {
 	if !slices.ContainsFunc(j.effects, func(eff *effect) bool { return eff != nil }) {
-		return
+		return true
 	}
 	e.capMu.RLock()
 	stale := j.gen != e.gen
@@ -202,7 +321,7 @@ func (e *Engine) commit(j *job) {
 		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects) })
 		cancel()
 		if err == nil {
-			return
+			return true
 		}
 		err = fmt.Errorf("commit: %w", err)
 		e.capMu.Lock()
@@ -215,6 +334,7 @@ func (e *Engine) commit(j *job) {
 			j.results[i] = opResult{err: err}
 		}
 	}
+	return false
 }
 
 var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothing of this one was written")
@@ -240,6 +360,7 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		return nil
 	}
 	var audit []tenant.AuditEntry
+	var remember []IdempotentResponse
 	for i, eff := range effects {
 		if eff == nil {
 			continue
@@ -253,10 +374,7 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 			leases = append(leases, *eff.insertLease)
 		}
 		if eff.remember != nil {
-			r := *eff.remember
-			if err := tx.RememberResponse(ctx, r, r.Created.Add(-IdempotencyTTL)); err != nil {
-				return fmt.Errorf("remember response: %w", err)
-			}
+			remember = append(remember, *eff.remember)
 		}
 		if len(ch.ends) == 0 && eff.nodeState == nil && eff.holdback == nil && eff.updateLease == nil {
 			allocs = append(allocs, ch.allocs...)
@@ -302,6 +420,12 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 	if len(audit) > 0 {
 		if err := tx.AppendAudits(ctx, audit); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	if len(remember) > 0 {
+		// One cutoff for the batch: the first record's.
+		if err := tx.RememberResponses(ctx, remember, remember[0].Created.Add(-IdempotencyTTL)); err != nil {
+			return fmt.Errorf("remember responses: %w", err)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -85,12 +86,12 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 	if err != nil {
 		return Pending{}, err
 	}
-	id, err := e.newID("ls_")
-	if err != nil {
-		return Pending{}, err
-	}
 	ctx = withPrincipal(ctx, p)
-	return e.submit(ctx, func(c *capState, now time.Time) (*effect, any, error) {
+	return e.submit(ctx, func(c *capState, now time.Time, ids *leaseIDs) (*effect, any, error) {
+		id, err := ids.next(now)
+		if err != nil {
+			return nil, nil, err
+		}
 		l, allocs, err := c.admit(now, id, tenantID, r)
 		var ref *Refusal
 		switch {
@@ -151,7 +152,7 @@ func (e *Engine) CancelLease(ctx context.Context, p tenant.Principal, id, reason
 		reason = "cancelled by " + p.String()
 	}
 	ctx = withPrincipal(ctx, p)
-	v, err := e.submit(ctx, func(c *capState, now time.Time) (*effect, any, error) {
+	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		cl, ch, err := c.cancel(now, id, reason)
 		if err != nil {
 			return nil, nil, err
@@ -265,7 +266,7 @@ func (e *Engine) SetNodeState(ctx context.Context, p tenant.Principal, name stri
 		return NodeStateResult{}, v.Err()
 	}
 	ctx = withPrincipal(ctx, p)
-	v, err := e.submit(ctx, func(c *capState, now time.Time) (*effect, any, error) {
+	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		old := c.byName[name].State
 		n, ch, err := c.setNodeState(now, name, st)
 		if err != nil {
@@ -294,7 +295,7 @@ func (e *Engine) SetHoldback(ctx context.Context, p tenant.Principal, pool strin
 	}
 	steps = slices.Clone(steps)
 	ctx = withPrincipal(ctx, p)
-	_, err := e.submit(ctx, func(c *capState, now time.Time) (*effect, any, error) {
+	_, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		if err := c.setHoldback(now, pool, steps); err != nil {
 			return nil, nil, err
 		}
@@ -390,11 +391,40 @@ func (e *Engine) Capacity(ctx context.Context, p tenant.Principal, pool string, 
 	return out, err
 }
 
-// newID returns prefix + 16 random hex digits.
-func (e *Engine) newID(prefix string) (string, error) {
-	var b [8]byte
-	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
-		return "", fmt.Errorf("engine: random ID: %w", err)
+// leaseIDs issues lease IDs on the writer goroutine, in the order leases
+// are applied, so that they sort as the leases were admitted: the store's
+// indexes keyed by lease ID (leases, by tenant, by pool, allocations by
+// lease) then take a group commit's rows on their last pages, rather than
+// one random page per row each. An ID is "ls_" and 16 hex digits: 34 bits
+// of the second it was issued in and 30 bits that start, at each new
+// second, at a random point of their lower half and count up. IDs never
+// repeat within one engine (when the clock steps back, they count on);
+// two engines (a restart within the second, a frozen test clock, a second
+// server) repeat one only when their counts in one second overlap, with a
+// chance of about (n1 + n2) / 2^29 for n1 and n2 IDs each.
+type leaseIDs struct {
+	rand io.Reader
+	last uint64
+}
+
+const (
+	leaseIDCountBits = 30
+	leaseIDSecBits   = 64 - leaseIDCountBits
+)
+
+// next returns the ID of a lease applied at now.
+func (s *leaseIDs) next(now time.Time) (string, error) {
+	sec := uint64(max(now.Unix(), 0)) & (1<<leaseIDSecBits - 1)
+	v := s.last + 1
+	if first := sec << leaseIDCountBits; first > s.last {
+		var b [4]byte
+		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+			return "", fmt.Errorf("engine: random lease ID: %w", err)
+		}
+		v = first | uint64(binary.BigEndian.Uint32(b[:]))&(1<<(leaseIDCountBits-1)-1)
 	}
-	return prefix + hex.EncodeToString(b[:]), nil
+	s.last = v
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return "ls_" + hex.EncodeToString(b[:]), nil
 }

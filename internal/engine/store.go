@@ -128,9 +128,10 @@ type Tx interface {
 	AppendAudit(ctx context.Context, e tenant.AuditEntry) (int64, error)
 	// AppendAudits appends es in order (sequence numbers increasing).
 	AppendAudits(ctx context.Context, es []tenant.AuditEntry) error
-	// RememberResponse stores r, replacing a record of the same scope and
-	// key, and deletes every record created before expireBefore.
-	RememberResponse(ctx context.Context, r IdempotentResponse, expireBefore time.Time) error
+	// RememberResponses stores rs, each replacing a record of the same
+	// scope and key (of two in rs, the later), and deletes every record
+	// created before expireBefore.
+	RememberResponses(ctx context.Context, rs []IdempotentResponse, expireBefore time.Time) error
 }
 
 // Store errors.

@@ -30,6 +30,12 @@ func (b bulkInsert) query(d *Dialect, n int) string {
 	return verb + b.table + ` (` + b.columns + `) VALUES ` + values(n, b.cols)
 }
 
+// lastRowidQuery returns the statement that reads the largest rowid of
+// b's table, which an insert with UndoByRowid reads first.
+func (b bulkInsert) lastRowidQuery() string {
+	return `SELECT COALESCE(MAX(rowid), 0) FROM ` + b.table
+}
+
 // insertAll inserts n rows into b's table, the columns of row i appended
 // to args by row, with b's prepared multi-row statements. When one fails,
 // nothing of the n rows stays stored and the transaction stays usable: it
@@ -104,7 +110,7 @@ func (t *tx) beginInsert(ctx context.Context, b bulkInsert) (undo, done func() e
 		return undo, done, nil
 	}
 	var last int64
-	if err := t.c.queryRow(ctx, `SELECT COALESCE(MAX(rowid), 0) FROM `+b.table).Scan(&last); err != nil {
+	if err := t.c.queryRowPrepared(ctx, b.lastRowidQuery()).Scan(&last); err != nil {
 		return nil, nil, err
 	}
 	undo = func() error {

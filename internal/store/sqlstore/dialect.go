@@ -33,6 +33,16 @@ type Dialect struct {
 	// several processes take turns (PostgreSQL: a transaction-scoped
 	// advisory lock). SQLite needs none: it has one writer per file.
 	WriterLock string
+	// Checkpoint, when set, is a statement that copies the committed
+	// write-ahead log into the database file without blocking readers or
+	// the writer (SQLite: PRAGMA wal_checkpoint(PASSIVE)). The store runs
+	// it on a read connection in the background every CheckpointEvery
+	// commits, so that the writer's own checkpoint, which a commit that
+	// crosses the log's size limit runs before it returns, is seldom due:
+	// it would hold up every command of the group commit for as long as it
+	// takes to copy the log.
+	Checkpoint      string
+	CheckpointEvery int
 	// Classify maps a driver error to the store error it means:
 	// tenant.ErrExists for a unique or primary-key violation,
 	// engine.ErrConflict for an exclusion violation, nil for anything else.

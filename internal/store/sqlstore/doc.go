@@ -13,9 +13,11 @@
 // so they round-trip to the microsecond, and the zero time of Retired,
 // Revoked and Cancelled is NULL. A node has an ordinal (nodes.ord), and an
 // allocation holds a run of ordinals. Bulk writes (ApplyFleet,
-// InsertAllocations, InsertLeases, AppendAudits) use multi-row statements
-// in batches inside the one transaction; the batches of InsertAllocations,
-// InsertLeases and AppendAudits come in a few shapes (powers of two),
-// prepared once per store, because modernc's SQLite would otherwise parse
-// each anew.
+// InsertAllocations, InsertLeases, AppendAudits, RememberResponses) use
+// multi-row statements in batches inside the one transaction; the batches
+// of InsertAllocations, InsertLeases, AppendAudits and RememberResponses
+// come in a few shapes (powers of two), prepared once per store, as is the
+// idempotency lookup of every mutating request, because modernc's SQLite
+// would otherwise parse each anew. A dialect may have the store checkpoint
+// its write-ahead log in the background (Dialect.Checkpoint).
 package sqlstore

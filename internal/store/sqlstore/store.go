@@ -19,11 +19,13 @@ import (
 // against (allocIndex).
 type Store struct {
 	reader
-	dialect *Dialect
-	read    *sql.DB
-	write   *sql.DB
-	stmts   *stmtCache
-	index   *allocIndex // nil unless dialect.AllocIndex
+	dialect   *Dialect
+	read      *sql.DB
+	write     *sql.DB
+	stmts     *stmtCache    // on the write pool
+	readStmts *stmtCache    // on the read pool
+	index     *allocIndex   // nil unless dialect.AllocIndex
+	ckpt      *checkpointer // nil unless dialect.Checkpoint
 
 	closeOnce sync.Once
 	closeErr  error
@@ -40,15 +42,20 @@ var (
 // closes them in Close.
 func New(d Dialect, read, write *sql.DB) *Store {
 	dp := &d
+	readStmts := &stmtCache{db: read, m: map[string]*sql.Stmt{}, queries: readQueries}
 	s := &Store{
-		reader:  reader{c: conn{q: read, d: dp}},
-		dialect: dp,
-		read:    read,
-		write:   write,
-		stmts:   &stmtCache{db: write, m: map[string]*sql.Stmt{}},
+		reader:    reader{c: conn{q: read, d: dp, stmts: readStmts}},
+		dialect:   dp,
+		read:      read,
+		write:     write,
+		stmts:     &stmtCache{db: write, m: map[string]*sql.Stmt{}, queries: writeQueries},
+		readStmts: readStmts,
 	}
 	if d.AllocIndex {
 		s.index = &allocIndex{}
+	}
+	if d.Checkpoint != "" {
+		s.ckpt = startCheckpointer(read, d.rebind(d.Checkpoint), d.CheckpointEvery)
 	}
 	return s
 }
@@ -62,7 +69,8 @@ func (s *Store) DB() *sql.DB { return s.write }
 // Close closes both pools; later calls return the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		errs := []error{s.stmts.close()}
+		s.ckpt.stop()
+		errs := []error{s.stmts.close(), s.readStmts.close()}
 		if err := s.write.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("store: close write pool: %w", err))
 		}
@@ -142,6 +150,7 @@ func (s *Store) Update(ctx context.Context, fn func(engine.Tx) error) (err error
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	outcome = txCommitted
+	s.ckpt.committed()
 	return nil
 }
 
@@ -156,6 +165,10 @@ type tx struct {
 	// runs is what checkRunsInService read of nodes; nil until it needs
 	// it, and after ApplyFleet.
 	runs *ordinals
+	// expired says that RememberResponses deleted the records created
+	// before expiredUS.
+	expired   bool
+	expiredUS int64
 }
 
 // queryer is what *sql.DB and *sql.Tx share.
@@ -166,8 +179,8 @@ type queryer interface {
 }
 
 // conn runs ?-placeholder queries on a pool or a transaction, rebound for
-// the dialect. In a transaction, tx and stmts are set, for prepared
-// statements.
+// the dialect. stmts, when set, holds prepared statements of the pool (in
+// a transaction: of the write pool, bound to tx).
 type conn struct {
 	q     queryer
 	d     *Dialect
@@ -175,15 +188,18 @@ type conn struct {
 	stmts *stmtCache
 }
 
-// prepared returns query's prepared statement bound to c's transaction,
-// or nil when query was not prepared (see stmtCache).
+// prepared returns query's prepared statement, bound to c's transaction
+// if any, or nil when query was not prepared (see stmtCache).
 func (c conn) prepared(ctx context.Context, query string) *sql.Stmt {
-	if c.tx == nil || c.stmts == nil {
+	if c.stmts == nil {
 		return nil
 	}
+	if c.tx == nil {
+		c.stmts.prepare(ctx, c.d) // a pool prepares on first use
+	}
 	st := c.stmts.get(c.d.rebind(query))
-	if st == nil {
-		return nil
+	if st == nil || c.tx == nil {
+		return st
 	}
 	return c.tx.StmtContext(ctx, st)
 }
@@ -208,25 +224,41 @@ func (c conn) queryRowPrepared(ctx context.Context, query string, args ...any) *
 	return st.QueryRowContext(ctx, args...)
 }
 
-// stmtCache holds statements prepared on the write pool, by query text:
-// the batch statements of InsertAllocations, which come in a few fixed
-// shapes (batchQueries). modernc's SQLite parses every statement it runs
+// stmtCache holds statements prepared on a pool, by query text. On the
+// write pool: the batch statements of InsertAllocations, InsertLeases and
+// AppendAudits, which come in a few fixed shapes (batchQueries), and those
+// of RememberResponses; on the read pool, the idempotency lookup each
+// mutating request makes. modernc's SQLite parses every statement it runs
 // otherwise, and parsing a statement of hundreds of rows costs about as
-// much as running it. They are prepared before the first write
+// much as running it. The write pool's are prepared before the first write
 // transaction begins, because preparing on the pool inside one would wait
 // for SQLite's only write connection, which the transaction holds; a
 // transaction binds them to its connection with Tx.StmtContext.
 type stmtCache struct {
-	db   *sql.DB
-	once sync.Once
-	m    map[string]*sql.Stmt // read-only once prepared
+	db      *sql.DB
+	queries func(d *Dialect) []string
+	once    sync.Once
+	m       map[string]*sql.Stmt // read-only once prepared
 }
 
-// prepare prepares the batch queries of d, once; a query that fails to
-// prepare is left out and runs unprepared.
+// writeQueries are the statements the write pool prepares.
+func writeQueries(d *Dialect) []string {
+	qs := append(batchQueries(d), idempotencyQueries(d)...)
+	if d.UndoByRowid {
+		qs = append(qs, leasesInsert.lastRowidQuery(), allocationsInsert.lastRowidQuery())
+	}
+	return qs
+}
+
+// readQueries are the statements the read pool prepares.
+func readQueries(*Dialect) []string { return []string{idempotentQuery} }
+
+// prepare prepares the queries of d, once; a query that fails to prepare
+// is left out and runs unprepared.
 func (c *stmtCache) prepare(ctx context.Context, d *Dialect) {
 	c.once.Do(func() {
-		for _, q := range batchQueries(d) {
+		ctx := context.WithoutCancel(ctx) // a caller's deadline must not leave them out for good
+		for _, q := range c.queries(d) {
 			q = d.rebind(q)
 			if st, err := c.db.PrepareContext(ctx, q); err == nil {
 				c.m[q] = st

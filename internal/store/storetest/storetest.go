@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store, opts ...Option) {
 		{"Keys", testKeys},
 		{"Audit", testAudit},
 		{"Audit/AppendOnly", testAuditAppendOnly},
+		{"Idempotency", testIdempotency},
 		{"Update/ErrorRollsBack", testUpdateError},
 		{"Update/PanicRollsBack", testUpdatePanic},
 		{"Update/ReadsOwnWrites", testUpdateReadsOwnWrites},
