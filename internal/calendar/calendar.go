@@ -98,32 +98,47 @@ func (c *Calendar) clamp(from, to int) (int, int) {
 
 // Add adds delta to every slot in [from, to), clamped to [0, Slots). An empty
 // range, after clamping, is a no-op.
+//
+// It walks up from the range's two ends (a bottom-up segment tree): the
+// nodes that tile the range take the delta, then the summaries on the two
+// paths above the ends are recomputed.
 func (c *Calendar) Add(from, to int, delta int64) {
 	from, to = c.clamp(from, to)
 	if from >= to || delta == 0 {
 		return
 	}
-	c.add(1, 0, c.size, from, to, delta)
+	l, r := from+c.size, to+c.size
+	for l < r {
+		if l&1 == 1 {
+			c.apply(l, delta)
+			l++
+		}
+		if r&1 == 1 {
+			r--
+			c.apply(r, delta)
+		}
+		l, r = l>>1, r>>1
+	}
+	// The two paths, level by level; they meet and go on as one.
+	for a, b := (from+c.size)>>1, (to-1+c.size)>>1; a > 0; a, b = a>>1, b>>1 {
+		c.pull(a)
+		if b != a {
+			c.pull(b)
+		}
+	}
 }
 
-func (c *Calendar) add(n, lo, hi, from, to int, delta int64) {
-	if from <= lo && hi <= to {
-		c.mins[n] += delta
-		c.maxs[n] += delta
-		if n < c.size {
-			c.adds[n] += delta
-		}
-		return
+// apply adds delta to every slot under node n.
+func (c *Calendar) apply(n int, delta int64) {
+	c.mins[n] += delta
+	c.maxs[n] += delta
+	if n < c.size {
+		c.adds[n] += delta
 	}
-	// A node that overlaps [from, to) without lying inside it spans two or
-	// more slots, so it is internal.
-	mid := lo + (hi-lo)/2
-	if from < mid {
-		c.add(2*n, lo, mid, from, to, delta)
-	}
-	if to > mid {
-		c.add(2*n+1, mid, hi, from, to, delta)
-	}
+}
+
+// pull recomputes the summaries of internal node n from its children.
+func (c *Calendar) pull(n int) {
 	c.mins[n] = min(c.mins[2*n], c.mins[2*n+1]) + c.adds[n]
 	c.maxs[n] = max(c.maxs[2*n], c.maxs[2*n+1]) + c.adds[n]
 }
@@ -149,21 +164,7 @@ func (c *Calendar) Min(from, to int) int64 {
 	if from >= to {
 		return math.MaxInt64
 	}
-	return c.rangeMin(1, 0, c.size, from, to)
-}
-
-func (c *Calendar) rangeMin(n, lo, hi, from, to int) int64 {
-	if from <= lo && hi <= to {
-		return c.mins[n]
-	}
-	mid := lo + (hi-lo)/2
-	switch {
-	case to <= mid:
-		return c.rangeMin(2*n, lo, mid, from, to) + c.adds[n]
-	case from >= mid:
-		return c.rangeMin(2*n+1, mid, hi, from, to) + c.adds[n]
-	}
-	return min(c.rangeMin(2*n, lo, mid, from, to), c.rangeMin(2*n+1, mid, hi, from, to)) + c.adds[n]
+	return -c.extreme(c.mins, from, to, -1)
 }
 
 // Max returns the greatest value over [from, to), clamped to [0, Slots). It
@@ -174,21 +175,58 @@ func (c *Calendar) Max(from, to int) int64 {
 	if from >= to {
 		return math.MinInt64
 	}
-	return c.rangeMax(1, 0, c.size, from, to)
+	return c.extreme(c.maxs, from, to, 1)
 }
 
-func (c *Calendar) rangeMax(n, lo, hi, from, to int) int64 {
-	if from <= lo && hi <= to {
-		return c.maxs[n]
+// extreme returns the greatest of sign × the values over the non-empty,
+// in-range [from, to), from the summaries v (mins with sign -1, maxs with
+// 1), bottom up: the nodes that tile the range are read from the two ends
+// upward. A node's summary leaves out the adds pending at its ancestors;
+// the parent of a node taken at the left end holds slot from-1 (its left
+// sibling does), so every ancestor of such a node is one of slot from-1,
+// and those adds are added level by level as the walk climbs; likewise
+// slot to for the right end.
+func (c *Calendar) extreme(v []int64, from, to int, sign int64) int64 {
+	const none = math.MinInt64
+	left, right := int64(none), int64(none)
+	// lb and rb climb from the leaves of slots from-1 and to; 0 (whose add
+	// is always 0) when that slot is outside the tree, where no node is
+	// taken on that side below the root.
+	lb, rb := 0, 0
+	if from > 0 {
+		lb = from - 1 + c.size
 	}
-	mid := lo + (hi-lo)/2
-	switch {
-	case to <= mid:
-		return c.rangeMax(2*n, lo, mid, from, to) + c.adds[n]
-	case from >= mid:
-		return c.rangeMax(2*n+1, mid, hi, from, to) + c.adds[n]
+	if to < c.size {
+		rb = to + c.size
 	}
-	return max(c.rangeMax(2*n, lo, mid, from, to), c.rangeMax(2*n+1, mid, hi, from, to)) + c.adds[n]
+	l, r := from+c.size, to+c.size
+	for l < r {
+		if l&1 == 1 {
+			left = max(left, sign*v[l])
+			l++
+		}
+		if r&1 == 1 {
+			r--
+			right = max(right, sign*v[r])
+		}
+		l, r, lb, rb = l>>1, r>>1, lb>>1, rb>>1
+		if left != none {
+			left += sign * c.adds[lb]
+		}
+		if right != none {
+			right += sign * c.adds[rb]
+		}
+	}
+	for lb > 1 || rb > 1 {
+		lb, rb = lb>>1, rb>>1
+		if left != none {
+			left += sign * c.adds[lb]
+		}
+		if right != none {
+			right += sign * c.adds[rb]
+		}
+	}
+	return max(left, right)
 }
 
 // FirstBelow returns the first slot s in [from, to), clamped to [0, Slots),
@@ -269,6 +307,47 @@ func (c *Calendar) FirstAbove(from, to int, limit int64) int {
 		return -1
 	}
 	return c.firstAtLeast(1, 0, c.size, from, to, limit+1, 0)
+}
+
+// LastAbove returns the last slot s in [from, to), clamped to [0, Slots),
+// whose value is > limit, or -1 if there is none or the range is empty.
+// Every window that holds s has a value above limit: a search for a window
+// whose greatest value is at most limit may go on from s+1.
+func (c *Calendar) LastAbove(from, to int, limit int64) int {
+	from, to = c.clamp(from, to)
+	if from >= to || limit == math.MaxInt64 {
+		return -1
+	}
+	return c.lastAtLeast(1, 0, c.size, from, to, limit+1, 0)
+}
+
+// lastAtLeast returns the last slot in the non-empty, in-range [from, to)
+// whose value is >= limit, or -1.
+func (c *Calendar) lastAtLeast(n, lo, hi, from, to int, limit, acc int64) int {
+	if from <= lo && hi <= to {
+		if c.maxs[n]+acc < limit {
+			return -1
+		}
+		for n < c.size {
+			acc += c.adds[n]
+			n = 2*n + 1
+			if c.maxs[n]+acc < limit {
+				n--
+			}
+		}
+		return n - c.size
+	}
+	acc += c.adds[n]
+	mid := lo + (hi-lo)/2
+	if to > mid {
+		if s := c.lastAtLeast(2*n+1, mid, hi, from, to, limit, acc); s >= 0 {
+			return s
+		}
+	}
+	if from < mid {
+		return c.lastAtLeast(2*n, lo, mid, from, to, limit, acc)
+	}
+	return -1
 }
 
 // firstAtLeast returns the first slot in the non-empty, in-range [from, to)

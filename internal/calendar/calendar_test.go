@@ -133,39 +133,42 @@ func TestRanges(t *testing.T) {
 	type result struct {
 		Min, Max                 int64
 		FirstBelow4, FirstAbove6 int
+		LastAbove4               int
 	}
 	tests := map[string]struct {
 		from, to int
 		want     result
 	}{
-		"all":             {0, 10, result{1, 7, 2, 4}},
-		"clamped both":    {-5, 50, result{1, 7, 2, 4}},
-		"one slot":        {4, 5, result{7, 7, -1, 4}},
-		"first slot":      {0, 1, result{5, 5, -1, -1}},
-		"last slot":       {9, 10, result{5, 5, -1, -1}},
-		"tail":            {5, 10, result{1, 7, 7, 5}},
-		"from past end":   {10, 12, result{math.MaxInt64, math.MinInt64, -1, -1}},
-		"to before start": {-3, 0, result{math.MaxInt64, math.MinInt64, -1, -1}},
-		"empty":           {3, 3, result{math.MaxInt64, math.MinInt64, -1, -1}},
-		"reversed":        {8, 2, result{math.MaxInt64, math.MinInt64, -1, -1}},
+		"all":             {0, 10, result{1, 7, 2, 4, 9}},
+		"clamped both":    {-5, 50, result{1, 7, 2, 4, 9}},
+		"one slot":        {4, 5, result{7, 7, -1, 4, 4}},
+		"first slot":      {0, 1, result{5, 5, -1, -1, 0}},
+		"last slot":       {9, 10, result{5, 5, -1, -1, 9}},
+		"tail":            {5, 10, result{1, 7, 7, 5, 9}},
+		"dip at the end":  {2, 8, result{1, 7, 2, 4, 6}},
+		"from past end":   {10, 12, result{math.MaxInt64, math.MinInt64, -1, -1, -1}},
+		"to before start": {-3, 0, result{math.MaxInt64, math.MinInt64, -1, -1, -1}},
+		"empty":           {3, 3, result{math.MaxInt64, math.MinInt64, -1, -1, -1}},
+		"reversed":        {8, 2, result{math.MaxInt64, math.MinInt64, -1, -1, -1}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			got := result{c.Min(tt.from, tt.to), c.Max(tt.from, tt.to), c.FirstBelow(tt.from, tt.to, 4), c.FirstAbove(tt.from, tt.to, 6)}
+			got := result{c.Min(tt.from, tt.to), c.Max(tt.from, tt.to), c.FirstBelow(tt.from, tt.to, 4), c.FirstAbove(tt.from, tt.to, 6),
+				c.LastAbove(tt.from, tt.to, 4)}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("[%d, %d) (-want +got):\n%s", tt.from, tt.to, diff)
 			}
 		})
 	}
 	limits := map[string]struct {
-		below, above int
+		below, above, lastAbove int
 	}{
-		fmt.Sprint(int64(math.MinInt64)): {-1, 0},
-		"1":                              {-1, 0},
-		"2":                              {7, 0},
-		"7":                              {0, -1},
-		"8":                              {0, -1},
-		fmt.Sprint(int64(math.MaxInt64)): {0, -1},
+		fmt.Sprint(int64(math.MinInt64)): {-1, 0, 9},
+		"1":                              {-1, 0, 9},
+		"2":                              {7, 0, 9},
+		"7":                              {0, -1, -1},
+		"8":                              {0, -1, -1},
+		fmt.Sprint(int64(math.MaxInt64)): {0, -1, -1},
 	}
 	for name, tt := range limits {
 		var limit int64
@@ -175,6 +178,9 @@ func TestRanges(t *testing.T) {
 		}
 		if got := c.FirstAbove(0, 10, limit); got != tt.above {
 			t.Errorf("FirstAbove(0, 10, %d) = %d, want %d", limit, got, tt.above)
+		}
+		if got := c.LastAbove(0, 10, limit); got != tt.lastAbove {
+			t.Errorf("LastAbove(0, 10, %d) = %d, want %d", limit, got, tt.lastAbove)
 		}
 	}
 	for _, slot := range []int{-1, 10, 16} {
@@ -254,6 +260,7 @@ func TestAllocs(t *testing.T) {
 		"At":          func() { c.At(12345) },
 		"FirstBelow":  func() { c.FirstBelow(100, 30000, 450) },
 		"FirstAbove":  func() { c.FirstAbove(100, 30000, 450) },
+		"LastAbove":   func() { c.LastAbove(100, 30000, 450) },
 		"EarliestFit": func() { c.EarliestFit(100, 43800, 168, 450) },
 	}
 	for name, op := range ops {
@@ -303,6 +310,16 @@ func (r ref) first(from, to int, ok func(int64) bool) int {
 	return -1
 }
 
+func (r ref) last(from, to int, ok func(int64) bool) int {
+	from, to = r.clamp(from, to)
+	for s := to - 1; s >= from; s-- {
+		if ok(r[s]) {
+			return s
+		}
+	}
+	return -1
+}
+
 func (r ref) earliestFit(from, before, length int, need int64) (int, bool) {
 	length = max(length, 0)
 	for s := max(from, 0); s+length <= min(before, len(r)); s++ {
@@ -320,7 +337,7 @@ type op struct {
 	value            int64
 }
 
-const kinds = 8
+const kinds = 9
 
 // apply runs o on c and r and describes the first disagreement, or returns
 // "" when they agree. c and r may be replaced (Clone).
@@ -344,6 +361,8 @@ func apply(c **calendar.Calendar, r *ref, o op) string {
 		s, ok := cal.EarliestFit(o.from, o.to, o.length, o.value)
 		ws, wok := rf.earliestFit(o.from, o.to, o.length, o.value)
 		got, want = [2]any{s, ok}, [2]any{ws, wok}
+	case 8:
+		got, want = cal.LastAbove(o.from, o.to, o.value), rf.last(o.from, o.to, func(v int64) bool { return v > o.value })
 	case 7:
 		// Continue on a clone, leaving the original to check afterwards
 		// that the clone's changes did not reach it.

@@ -11,7 +11,9 @@
 //
 // A Calendar is a segment tree with lazy range-add that never pushes its
 // pending adds down, so queries do not write: any number of goroutines may
-// query a Calendar at once, but Add needs exclusive access. The engine, the
+// query a Calendar at once, but Add needs exclusive access. Add, Min and
+// Max walk the tree bottom up from the range's two ends, without
+// recursion; the searches walk it top down. The engine, the
 // single writer, owns each calendar and hands out Clones for what-if quotes.
 //
 // Values are not checked for overflow. A calendar is exact as long as, for

@@ -52,6 +52,10 @@ type Quote struct {
 // O(log n); placement confirms it.
 const maxEarliestTries = 4
 
+// maxEarliestSkips bounds the candidates skipped, without trying a
+// placement, because the power budgets leave too little room over them.
+const maxEarliestSkips = 16
+
 // resolve validates r against the fleet and returns the lease it asks for
 // (without ID, tenant or state) and its pool. Errors are *valid.Error.
 func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCap, error) {
@@ -103,8 +107,9 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 
 // fits checks every step of l, shifted by shift, against the pool's counts
 // and places it; it returns the nodes of each segment or the refusal. A
-// probe only asks whether l fits: its refusal may not name the rule that
-// fails (placement's NoReason), which spares the search for it.
+// probe only asks whether l fits (placement.Fits): it returns no plans,
+// and its refusal may not name the rule that fails, which spares the
+// search for the nodes and for the rule.
 func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
 	cal, what := p.free, "guaranteed"
 	if !l.Kind.Guaranteed() {
@@ -125,8 +130,19 @@ func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe b
 				"pool %s has %d GPUs free for %s leases at %s; %d asked",
 				p.id, cal.At(at), what, c.timeOf(at).Format(time.RFC3339), s.GPUs)}
 		}
-		plan, err := placement.Place(c.ix, placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
-			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev, NoReason: probe})
+		req := placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
+			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev}
+		if probe {
+			ok, err := placement.Fits(c.ix, req)
+			switch {
+			case err != nil:
+				return nil, &Refusal{Reason: "topology", Detail: err.Error()}
+			case !ok:
+				return nil, &Refusal{Reason: string(placement.ReasonUnknown), Detail: "no placement over the window"}
+			}
+			continue
+		}
+		plan, err := placement.Place(c.ix, req)
 		if err != nil {
 			var pe *placement.Error
 			if errors.As(err, &pe) {
@@ -141,7 +157,10 @@ func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe b
 }
 
 // earliest returns the earliest start after l's at which l, shifted,
-// fits; zero when none is found within the horizon and the tries.
+// fits; zero when none is found within the horizon and the tries. Counts
+// propose a candidate; the power budgets, which placement also checks,
+// may push it later (placement.Index.PowerShift); placement confirms it.
+// Both skip only starts at which l cannot fit.
 func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time {
 	if !l.Kind.Guaranteed() {
 		return time.Time{}
@@ -150,18 +169,54 @@ func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time
 	before := c.ceil(c.horizonEnd(now))
 	need := int64(l.MaxGPUs())
 	from := c.floor(l.Start) + 1
-	for range maxEarliestTries {
+	for tries, skips := 0, 0; tries < maxEarliestTries; {
 		s, ok := p.free.EarliestFit(from, before, length, need)
 		if !ok {
 			return time.Time{}
 		}
 		shift := c.timeOf(s).Sub(l.Start)
+		d, ok := c.powerShift(p, l, shift, before-(s+length))
+		if !ok {
+			return time.Time{}
+		}
+		if d > 0 && skips < maxEarliestSkips {
+			skips++
+			from = s + d
+			continue
+		}
 		if _, ref := c.fits(p, l, shift, true); ref == nil {
 			return c.timeOf(s)
 		}
+		tries++
 		from = s + 1
 	}
 	return time.Time{}
+}
+
+// powerShift returns the least whole hours d >= 0, at most limit, such
+// that over every segment of l shifted by shift plus d hours the power
+// domains leave room for the segment's nodes as placement counts it, and
+// false when none within limit does.
+func (c *capState) powerShift(p *poolCap, l *lease.Lease, shift time.Duration, limit int) (int, bool) {
+	segs := l.Segments()
+	d := 0
+	for i := 0; i < len(segs); {
+		s := segs[i]
+		at := shift + time.Duration(d)*time.Hour
+		x, ok := c.ix.PowerShift(placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
+			Start: s.Start.Add(at), End: s.End.Add(at), Packing: l.Packing}, limit-d)
+		switch {
+		case !ok:
+			return 0, false
+		case x > 0 && i > 0:
+			// The earlier segments are checked again at the new shift.
+			d, i = d+x, 0
+		default:
+			d += x
+			i++
+		}
+	}
+	return d, true
 }
 
 // admit admits r for tenant as lease id, or returns a *Refusal or a
@@ -180,16 +235,33 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request) (*
 	}
 	lp := &l
 	var allocs []lease.Allocation
-	for i, s := range l.Segments() {
+	segs := l.Segments()
+	ends := make([]int, len(segs)) // segment i's allocations end at allocs[ends[i]]
+	for i, s := range segs {
 		allocs = append(allocs, c.newAllocs(lp, plans[i].Nodes, s.Start, s.End)...)
+		ends[i] = len(allocs)
 	}
+	// As addAlloc for each allocation, but with the counts changed once
+	// per segment: its allocations share its window.
 	for i, a := range allocs {
-		if err := c.addAlloc(lp, a); err != nil {
+		if err := c.ix.Add(hold(lp, a)); err != nil {
 			for _, done := range allocs[:i] {
-				_, _ = c.endAlloc(lp, done, done.Start)
+				_ = c.ix.Remove(done.ID)
 			}
 			return nil, nil, fmt.Errorf("lease %s: record allocation %s: %w", id, a.ID, err)
 		}
+	}
+	kind, k := p.kindCal(l.Kind), 0
+	for i, s := range segs {
+		var gpus int64
+		for ; k < ends[i]; k++ {
+			gpus += c.runGPUs(allocs[k].NodeFrom, allocs[k].NodeTo)
+		}
+		p.add(kind, c.floor(s.Start), c.ceil(s.End), gpus)
+	}
+	for _, a := range allocs {
+		c.allocs[a.ID] = a
+		c.byLease[a.LeaseID] = append(c.byLease[a.LeaseID], a.ID)
 	}
 	c.leases[id] = lp
 	return lp, allocs, nil

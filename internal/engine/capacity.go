@@ -66,6 +66,11 @@ type capState struct {
 	ix     *placement.Index
 	byName map[string]fleet.Node
 	byOrd  map[int64]fleet.Node
+	// gpuSum[o-gpuBase] is the GPUs of the nodes with ordinals in
+	// [gpuBase, o), so that a run's GPUs are one subtraction; nil when the
+	// ordinals are too sparse, and count then reads byOrd.
+	gpuBase int64
+	gpuSum  []int64
 
 	leases    map[string]*lease.Lease // live: not cancelled, ending after origin
 	allocs    map[string]lease.Allocation
@@ -116,6 +121,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 			p.add(p.healthy, 0, slots, int64(n.GPUs))
 		}
 	}
+	c.sumGPUs(nodes)
 	if c.ix, err = placement.NewIndex(topo, origin, slots); err != nil {
 		return nil, fmt.Errorf("capacity: placement index: %w", err)
 	}
@@ -162,6 +168,45 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		}
 	}
 	return c, nil
+}
+
+// sumGPUs fills gpuSum from nodes when their ordinals are dense enough.
+func (c *capState) sumGPUs(nodes []fleet.Node) {
+	if len(nodes) == 0 {
+		return
+	}
+	lo, hi := nodes[0].Ordinal, nodes[0].Ordinal
+	for _, n := range nodes {
+		lo, hi = min(lo, n.Ordinal), max(hi, n.Ordinal)
+	}
+	if hi-lo+1 > 2*int64(len(nodes))+1024 {
+		return
+	}
+	c.gpuBase = lo
+	c.gpuSum = make([]int64, hi-lo+2)
+	for _, n := range nodes {
+		c.gpuSum[n.Ordinal-lo+1] = int64(n.GPUs)
+	}
+	for i := 1; i < len(c.gpuSum); i++ {
+		c.gpuSum[i] += c.gpuSum[i-1]
+	}
+}
+
+// runGPUs returns the GPUs of the nodes with ordinals in [from, to).
+func (c *capState) runGPUs(from, to int64) int64 {
+	if c.gpuSum == nil {
+		gpus := int64(0)
+		for o := from; o < to; o++ {
+			if n, ok := c.byOrd[o]; ok {
+				gpus += int64(n.GPUs)
+			}
+		}
+		return gpus
+	}
+	at := func(o int64) int64 {
+		return c.gpuSum[min(max(o-c.gpuBase, 0), int64(len(c.gpuSum)-1))]
+	}
+	return at(to) - at(from)
 }
 
 func placementNode(n fleet.Node) placement.Node {
@@ -293,12 +338,8 @@ func (c *capState) count(l *lease.Lease, a lease.Allocation, sign int64) {
 	if p == nil {
 		return
 	}
-	gpus := int64(0)
-	for o := a.NodeFrom; o < a.NodeTo; o++ {
-		gpus += int64(c.byOrd[o].GPUs)
-	}
 	from, to := c.floor(a.Start), c.ceil(a.End)
-	p.add(p.kindCal(l.Kind), from, to, sign*gpus)
+	p.add(p.kindCal(l.Kind), from, to, sign*c.runGPUs(a.NodeFrom, a.NodeTo))
 }
 
 func hold(l *lease.Lease, a lease.Allocation) placement.Hold {

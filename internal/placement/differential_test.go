@@ -135,7 +135,8 @@ func build(t *rapid.T, f *refFleet, n int) *Index {
 }
 
 // TestPlaceDifferential compares Place with brute force on small fleets:
-// it places exactly when some subset of nodes obeys every rule, its plans
+// it places exactly when some subset of nodes obeys every rule (and Fits
+// says so), its plans
 // obey them, refusals give the first failing reason, and for any, node and
 // nvlink-domain packing without Prefer or Near the plan uses as few leaf
 // groups as any.
@@ -169,6 +170,9 @@ func differential(t *rapid.T, f *refFleet) {
 		got, err := Place(ix, r)
 		if want.feasible != (err == nil) {
 			t.Fatalf("Place(%+v) = %v, %v; brute force feasible = %v", r, got, err, want.feasible)
+		}
+		if ok, ferr := Fits(ix, r); ferr != nil || ok != want.feasible {
+			t.Fatalf("Fits(%+v) = %v, %v; brute force feasible = %v", r, ok, ferr, want.feasible)
 		}
 		// NoReason changes refusals only.
 		quiet := r

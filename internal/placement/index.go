@@ -2,6 +2,7 @@ package placement
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -115,6 +116,25 @@ type Index struct {
 	podLeaves []int32 // leaf groups per pod
 
 	scratch sync.Pool // *search, reused across Place calls
+	adding  addScratch
+}
+
+// addScratch is Add's working memory, kept between calls: Add changes the
+// index, so its callers never run it concurrently.
+type addScratch struct {
+	leaves []int32    // the hold's leaf groups, in the order first met
+	off    []int32    // each one's first word in masks
+	masks  []uint64   // their masks of the hold's nodes
+	power  []domWatts // the hold's IT watts per power domain
+}
+
+// mask returns the mask of the k-th leaf group.
+func (a *addScratch) mask(k int) []uint64 {
+	end := len(a.masks)
+	if k+1 < len(a.off) {
+		end = int(a.off[k+1])
+	}
+	return a.masks[a.off[k]:end]
 }
 
 type node struct {
@@ -489,13 +509,24 @@ func (ix *Index) addHeld(l int32, mask []uint64, b0, b1, sign int) {
 	if b1 <= b0 {
 		return
 	}
+	n := ix.addLeafHeld(l, mask, b0, b1, sign)
+	pd := uint16(n)
+	if sign < 0 {
+		pd = -pd
+	}
+	ix.podHeld.add(int(ix.leaves[l].pod), b0, b1, pd)
+}
+
+// addLeafHeld is addHeld without the pod's count, which the caller
+// changes; it returns the nodes of mask. b0 < b1.
+func (ix *Index) addLeafHeld(l int32, mask []uint64, b0, b1, sign int) int {
 	n := 0
 	for _, w := range mask {
 		n += bits.OnesCount64(w)
 	}
-	d, pd := uint8(n), uint16(n)
+	d := uint8(n)
 	if sign < 0 {
-		d, pd = -d, -pd
+		d = -d
 	}
 	lf := &ix.leaves[l]
 	g, size := int(lf.pod), uint8(len(lf.nodes))
@@ -503,30 +534,57 @@ func (ix *Index) addHeld(l int32, mask []uint64, b0, b1, sign int) {
 	flags, W, w, bit := ix.full.row(g, int(lf.lane))
 	flags = flags[b0*W : b1*W]
 	// A hold never takes a node twice, so an addition can only fill the
-	// leaf group and a removal only stop it being full.
-	i := 0
-	for ; i < len(counts); i++ {
-		old := counts[i]
-		counts[i] = old + d
-		if (old == size) != (old+d == size) {
-			break
+	// leaf group and a removal only stop it being full; and no count goes
+	// past the leaf's size or below 0, so eight counts can change as the
+	// bytes of one word, without carries, where none of them fills or
+	// stops being full: the new counts (added) or the old (removed) hold
+	// no byte equal to size.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	sz, dd := uint64(size)*ones, uint64(n)*ones
+	c0, c1, changed := -1, -1, 0
+	for i := 0; i < len(counts); {
+		if i+8 <= len(counts) {
+			x := binary.LittleEndian.Uint64(counts[i:])
+			y, full := x+dd, x+dd
+			if sign < 0 {
+				y, full = x-dd, x
+			}
+			if v := full ^ sz; (v-ones)&^v&highs == 0 {
+				binary.LittleEndian.PutUint64(counts[i:], y)
+				i += 8
+				continue
+			} else if v == 0 {
+				// All eight fill, or stop being full.
+				binary.LittleEndian.PutUint64(counts[i:], y)
+				for k := i; k < i+8; k++ {
+					flags[k*W+w] ^= bit
+				}
+				if c0 < 0 {
+					c0 = i
+				}
+				i += 8
+				c1 = i
+				changed += 8
+				continue
+			}
 		}
-	}
-	if i < len(counts) {
-		flags[i*W+w] ^= bit
-		c0, c1, changed := i, i+1, 1
-		for i++; i < len(counts); i++ {
+		for end := min(i+8, len(counts)); i < end; i++ {
 			old := counts[i]
 			counts[i] = old + d
 			if (old == size) != (old+d == size) {
 				flags[i*W+w] ^= bit
+				if c0 < 0 {
+					c0 = i
+				}
 				c1 = i + 1
 				changed++
 			}
 		}
+	}
+	if changed > 0 {
 		ix.full.fix(g, w, bit, b0+c0, b0+c1, changed == c1-c0, sign > 0)
 	}
-	ix.podHeld.add(g, b0, b1, pd)
+	return n
 }
 
 // pieceMask returns piece i's mask of leaf l.
@@ -595,12 +653,8 @@ func (ix *Index) Add(h Hold) error {
 	if h.NodeFrom >= h.NodeTo {
 		return fmt.Errorf("hold %s: %w: node range [%d, %d) is empty", h.ID, ErrInvalid, h.NodeFrom, h.NodeTo)
 	}
-	type part struct {
-		leaf int32
-		mask []uint64
-	}
-	var pcs []part
-	var power []domWatts
+	a := &ix.adding
+	a.leaves, a.off, a.masks, a.power = a.leaves[:0], a.off[:0], a.masks[:0], a.power[:0]
 	for o := h.NodeFrom; o < h.NodeTo; {
 		pos, ok := ix.lookup(o)
 		if !ok {
@@ -608,12 +662,16 @@ func (ix *Index) Add(h Hold) error {
 		}
 		n := &ix.nodes[pos]
 		lf := &ix.leaves[n.leaf]
-		k := len(pcs) - 1
-		if k < 0 || pcs[k].leaf != n.leaf {
-			k = slices.IndexFunc(pcs, func(p part) bool { return p.leaf == n.leaf })
+		k := len(a.leaves) - 1
+		if k < 0 || a.leaves[k] != n.leaf {
+			k = slices.Index(a.leaves, n.leaf)
 			if k < 0 {
-				pcs = append(pcs, part{leaf: n.leaf, mask: make([]uint64, lf.words)})
-				k = len(pcs) - 1
+				k = len(a.leaves)
+				a.leaves = append(a.leaves, n.leaf)
+				a.off = append(a.off, int32(len(a.masks)))
+				for range lf.words {
+					a.masks = append(a.masks, 0)
+				}
 			}
 		}
 		// The ordinals [o, next) are nodes of lf with bits from n.bit on,
@@ -623,17 +681,17 @@ func (ix *Index) Add(h Hold) error {
 			next = min(h.NodeTo, lf.ord0+int64(len(lf.nodes)))
 			w *= next - o
 		}
-		setBits(pcs[k].mask, int(n.bit), int(n.bit)+int(next-o))
-		if j := slices.IndexFunc(power, func(d domWatts) bool { return d.dom == dom }); j >= 0 {
-			power[j].w += w
+		setBits(a.mask(k), int(n.bit), int(n.bit)+int(next-o))
+		if j := slices.IndexFunc(a.power, func(d domWatts) bool { return d.dom == dom }); j >= 0 {
+			a.power[j].w += w
 		} else {
-			power = append(power, domWatts{dom: dom, w: w})
+			a.power = append(a.power, domWatts{dom: dom, w: w})
 		}
 		o = next
 	}
-	for _, p := range pcs {
-		if other := ix.leaves[p.leaf].conflict(s, e, p.mask); other != nil {
-			return fmt.Errorf("hold %s: %w %s on leaf group %s", h.ID, ErrOverlap, other.ID, ix.leaves[p.leaf].key)
+	for k, l := range a.leaves {
+		if other := ix.leaves[l].conflict(s, e, a.mask(k)); other != nil {
+			return fmt.Errorf("hold %s: %w %s on leaf group %s", h.ID, ErrOverlap, other.ID, ix.leaves[l].key)
 		}
 	}
 	t, ok := ix.tenants[h.TenantID]
@@ -641,14 +699,34 @@ func (ix *Index) Add(h Hold) error {
 		t = int32(len(ix.tenants))
 		ix.tenants[h.TenantID] = t
 	}
-	rec := &holdRec{Hold: h, start: s, end: e, tenant: t, power: power}
-	for _, p := range pcs {
-		ix.leaves[p.leaf].insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated}, rec, p.mask)
-		ix.countHeld(p.leaf, p.mask, s, e, +1)
-		rec.leaves = append(rec.leaves, p.leaf)
+	rec := &holdRec{Hold: h, start: s, end: e, tenant: t, power: slices.Clone(a.power), leaves: slices.Clone(a.leaves)}
+	var b0, b1 int
+	if ix.held {
+		b0, b1 = ix.fullBuckets(s, e)
+	}
+	// Pod counts change once per pod: the leaf groups of a pod are met
+	// one after another.
+	pod, podN := int32(-1), 0
+	for k, l := range a.leaves {
+		mask := a.mask(k)
+		ix.leaves[l].insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated}, rec, mask)
+		if b1 <= b0 {
+			continue
+		}
+		n := ix.addLeafHeld(l, mask, b0, b1, +1)
+		if g := ix.leaves[l].pod; g != pod {
+			if podN > 0 {
+				ix.podHeld.add(int(pod), b0, b1, uint16(podN))
+			}
+			pod, podN = g, 0
+		}
+		podN += n
+	}
+	if podN > 0 {
+		ix.podHeld.add(int(pod), b0, b1, uint16(podN))
 	}
 	from, to := ix.floor(s), ix.ceil(e)
-	for _, d := range power {
+	for _, d := range a.power {
 		ix.domains[d.dom].cal.Add(from, to, d.w)
 	}
 	ix.holds[h.ID] = rec

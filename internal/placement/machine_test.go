@@ -174,6 +174,25 @@ func runMachine(t *rapid.T, f *refFleet) {
 				f.holds = append(f.holds, h)
 			}
 		},
+		"power shift": func(t *rapid.T) {
+			// Every window PowerShift skips is one Place refuses.
+			r := genRequest(t, f)
+			limit := rapid.IntRange(0, 24).Draw(t, "limit")
+			d, ok := ix.PowerShift(r, limit)
+			if ok && (d < 0 || d > limit) {
+				t.Fatalf("PowerShift(%+v, %d) = %d, out of range", r, limit, d)
+			}
+			if !ok {
+				d = limit + 1
+			}
+			for x := range d {
+				q := r
+				q.Start, q.End = r.Start.Add(time.Duration(x)*time.Hour), r.End.Add(time.Duration(x)*time.Hour)
+				if plan, err := Place(ix, q); err == nil {
+					t.Fatalf("PowerShift(%+v, %d) = %d, %v; but Place places it %d hours on: %v", r, limit, d, ok, x, plan)
+				}
+			}
+		},
 		"": func(t *rapid.T) {
 			if err := ix.Check(); err != nil {
 				t.Fatal(err)

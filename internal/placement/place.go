@@ -2,6 +2,7 @@ package placement
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -108,40 +109,25 @@ func refuse(r Reason, format string, args ...any) error {
 // leaf group, then its pod, then anywhere. Within a leaf group the lowest
 // ordinals go first.
 func Place(ix *Index, r Request) (Plan, error) {
-	p := ix.pools[r.Pool]
-	if p == nil {
-		return Plan{}, refuse(ReasonPool, "no pool %q", r.Pool)
-	}
-	if r.Nodes < 1 {
-		return Plan{}, fmt.Errorf("place: %w: %d nodes, want at least 1", ErrInvalid, r.Nodes)
-	}
-	s, e, err := interval(r.Start, r.End)
+	p, s, e, unit, err := prepare(ix, &r)
 	if err != nil {
-		return Plan{}, fmt.Errorf("place: %w", err)
-	}
-	switch r.Packing {
-	case "":
-		r.Packing = lease.PackAny
-	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain, lease.PackLeaf, lease.PackPod:
-	default:
-		return Plan{}, fmt.Errorf("place: %w: packing %q", ErrInvalid, r.Packing)
-	}
-	switch r.Isolation {
-	case "", lease.SharedLeaf, lease.DedicatedLeaf:
-	default:
-		return Plan{}, fmt.Errorf("place: %w: isolation %q", ErrInvalid, r.Isolation)
-	}
-	unit := 1
-	if r.Packing == lease.PackNVLinkDomain {
-		unit = p.nvlink
-		if r.Nodes%unit != 0 {
-			return Plan{}, refuse(ReasonTopology, "%d nodes is not a multiple of %d, the NVLink domain size of pool %s", r.Nodes, unit, p.id)
-		}
+		return Plan{}, err
 	}
 	sr := ix.scratch.Get().(*search)
-	defer ix.scratch.Put(sr)
+	defer func() {
+		sr.release()
+		ix.scratch.Put(sr)
+	}()
 	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
 		return Plan{}, err
+	}
+	if sr.powerRoom() < int64(sr.k) {
+		// No plan with power: only the reason is left to find.
+		if r.NoReason {
+			return Plan{}, refuse(ReasonUnknown, "the power budgets of pool %s's domains leave room for %d of the %d units needed; the rule that fails was not sought",
+				p.id, sr.powerRoom(), sr.k)
+		}
+		return Plan{}, sr.explain()
 	}
 	if sr.run(true, true) {
 		return sr.plan(), nil
@@ -153,6 +139,129 @@ func Place(ix *Index, r Request) (Plan, error) {
 		return Plan{}, refuse(ReasonUnknown, "pool %s cannot place %d nodes over the window; the rule that fails was not sought", p.id, r.Nodes)
 	}
 	return Plan{}, sr.explain()
+}
+
+// Fits reports whether Place would place r, without choosing the nodes,
+// for callers that only ask whether windows fit (the engine's search for
+// the earliest start). Prefer, which only orders the choice, is not looked
+// at. A malformed request gets the error Place gives it; one Place refuses
+// before looking at the nodes (an unknown pool, a node count that is not a
+// multiple of the NVLink domain size) gets false and no error.
+//
+// For any, node and nvlink-domain packing with no Within, in a pool whose
+// leaf groups each lie in one power domain, a plan exists exactly when the
+// free units of the leaf groups open to the tenant, capped per power
+// domain, number r's: Fits reads holds only until it has found them.
+func Fits(ix *Index, r Request) (bool, error) {
+	p, s, e, unit, err := prepare(ix, &r)
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return false, nil
+		}
+		return false, err
+	}
+	r.Prefer = nil
+	sr := ix.scratch.Get().(*search)
+	defer func() {
+		sr.release()
+		ix.scratch.Put(sr)
+	}()
+	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return false, nil
+		}
+		return false, err
+	}
+	if sr.powerRoom() < int64(sr.k) {
+		return false, nil
+	}
+	switch r.Packing {
+	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain:
+		if sr.within == 0 && !p.mixed {
+			return sr.fitsWithPower(), nil
+		}
+	}
+	return sr.run(true, true), nil
+}
+
+// prepare checks r as Place does, setting its default packing, and returns
+// its pool, window in Unix nanoseconds and nodes per unit.
+func prepare(ix *Index, r *Request) (p *pool, s, e int64, unit int, err error) {
+	p = ix.pools[r.Pool]
+	if p == nil {
+		return nil, 0, 0, 0, refuse(ReasonPool, "no pool %q", r.Pool)
+	}
+	if r.Nodes < 1 {
+		return nil, 0, 0, 0, fmt.Errorf("place: %w: %d nodes, want at least 1", ErrInvalid, r.Nodes)
+	}
+	if s, e, err = interval(r.Start, r.End); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("place: %w", err)
+	}
+	switch r.Packing {
+	case "":
+		r.Packing = lease.PackAny
+	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain, lease.PackLeaf, lease.PackPod:
+	default:
+		return nil, 0, 0, 0, fmt.Errorf("place: %w: packing %q", ErrInvalid, r.Packing)
+	}
+	switch r.Isolation {
+	case "", lease.SharedLeaf, lease.DedicatedLeaf:
+	default:
+		return nil, 0, 0, 0, fmt.Errorf("place: %w: isolation %q", ErrInvalid, r.Isolation)
+	}
+	unit = 1
+	if r.Packing == lease.PackNVLinkDomain {
+		unit = p.nvlink
+		if r.Nodes%unit != 0 {
+			return nil, 0, 0, 0, refuse(ReasonTopology, "%d nodes is not a multiple of %d, the NVLink domain size of pool %s", r.Nodes, unit, p.id)
+		}
+	}
+	return p, s, e, unit, nil
+}
+
+// fitsWithPower is Fits for any, node and nvlink-domain packing with no
+// Within, in a pool whose leaf groups each lie in one power domain: the
+// free units of the leaf groups open to the tenant, each domain's capped
+// by its budget, in pool order until they reach k.
+func (s *search) fitsWithPower() bool {
+	// The bounds settle most windows that do not fit; the tighter one,
+	// which reads every pod's full leaf groups, only where the looser
+	// leaves little room.
+	if n := s.r.Nodes; s.bounded && (s.freeBound(false) < n || s.freeBound(false) < 4*n && s.freeBound(true) < n) {
+		return false
+	}
+	cnt := grow(s.tmp, len(s.p.doms))
+	clear(cnt)
+	sum := int64(0)
+	for j := int32(0); j < int32(len(s.p.leaves)); {
+		q := s.p.leaves[j].pod
+		e := s.p.pods[q].hi
+		if s.bounded && s.podBound(int(q)) == 0 {
+			j = e
+			continue
+		}
+		if d := s.p.pods[q].dom; d >= 0 && s.capU[d] == 0 {
+			j = e
+			continue
+		}
+		for ; j < e; j++ {
+			d := s.p.leaves[j].dom
+			if cnt[d] >= s.capU[d] {
+				continue
+			}
+			if s.scanLeaf(int(j)); !s.done[j] || s.excl[j] {
+				continue
+			}
+			add := min(int64(s.u[j]), s.capU[d]-cnt[d])
+			cnt[d] += add
+			if sum += add; sum >= int64(s.k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // search is the state of one Place call. Its buffers are reused from call
@@ -242,17 +351,16 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 	s.tenant = t
 	L := len(p.leaves)
 	s.free = grow(s.free, p.words)
+	// taken, touched and picked are clean: release and minLeaves leave
+	// them so.
 	s.taken = grow(s.taken, p.words)
-	clear(s.taken)
 	s.u = grow(s.u, L)
 	s.excl = grow(s.excl, L)
 	s.touched = grow(s.touched, L)
-	clear(s.touched)
 	s.podSum = grow(s.podSum, len(p.pods))
 	D := len(p.doms)
 	s.capU, s.capRem, s.tmp, s.vtmp = grow(s.capU, D), grow(s.capRem, D), grow(s.tmp, D), grow(s.vtmp, D)
 	s.picked = grow(s.picked, L)
-	clear(s.picked)
 	s.done = grow(s.done, L)
 	clear(s.done)
 	if r.Within != "" {
@@ -319,10 +427,10 @@ func (s *search) scanRange(lo, hi int) {
 				if s.done[j] {
 					continue
 				}
-				if lane := s.p.leaves[j].lane; full[lane/64]>>(lane%64)&1 == 1 {
+				if pl := &s.p.leaves[j]; full[pl.lw]&pl.lbit != 0 {
 					// Every node is held throughout a bucket the window
 					// overlaps.
-					s.clearLeaves(j, j+1)
+					s.clearLeaf(j)
 					continue
 				}
 				s.scan(j)
@@ -353,6 +461,15 @@ func (s *search) clearLeaves(lo, hi int) {
 	clear(s.free[s.p.leaves[lo].off : last.off+last.words])
 	for j := lo; j < hi; j++ {
 		s.done[j] = true
+	}
+}
+
+// clearLeaf marks leaf j scanned with no free node.
+func (s *search) clearLeaf(j int) {
+	pl := &s.p.leaves[j]
+	s.u[j], s.excl[j], s.done[j] = 0, false, true
+	for w := range pl.words {
+		s.free[pl.off+w] = 0
 	}
 }
 
@@ -441,12 +558,27 @@ func (s *search) scan(j int) {
 	s.excl[j] = excl
 }
 
-// bounds returns bounds on the free units of leaves [lo, hi), in a
-// scratch slice.
-func (s *search) bounds(lo, hi int) []int32 {
+// bounds returns bounds on the free units of the leaves of pool pod q, in
+// a scratch slice.
+func (s *search) bounds(q int) []int32 {
 	out := s.ubs[:0]
-	for j := lo; j < hi; j++ {
-		out = append(out, int32(s.ubNodes(j)/s.unit))
+	pd := &s.p.pods[q]
+	ub := int32(s.podNodesUB(q))
+	if ub == 0 {
+		for range pd.hi - pd.lo {
+			out = append(out, 0)
+		}
+		s.ubs = out
+		return out
+	}
+	full := s.podFlags(q)
+	unit := int32(s.unit)
+	for j := pd.lo; j < pd.hi; j++ {
+		b := int32(0)
+		if pl := &s.p.leaves[j]; full[pl.lw]&pl.lbit == 0 {
+			b = min(ub, pl.size) / unit
+		}
+		out = append(out, b)
 	}
 	s.ubs = out
 	return out
@@ -474,10 +606,11 @@ func (s *search) podNodesMax(q int) int {
 	return int(n)
 }
 
-// freeBound bounds the pool's free nodes over the window, as podFree: the
-// sum of its pods' bounds, when that is below the request; else, tighter,
-// per pod the least of its bound and the size of its leaf groups not full.
-func (s *search) freeBound() int {
+// freeBound bounds the pool's free nodes over the window: the sum of its
+// pods' bounds; when that is not below the request and tight is set, per
+// pod the least of its bound and the size of its leaf groups not full,
+// kept as podFree.
+func (s *search) freeBound(tight bool) int {
 	if s.podFree >= 0 {
 		return s.podFree
 	}
@@ -485,23 +618,28 @@ func (s *search) freeBound() int {
 	for q := range s.p.pods {
 		n += s.podNodesUB(q)
 	}
-	if n >= s.r.Nodes {
-		n = 0
-		for q := range s.p.pods {
-			ub := s.podNodesUB(q)
-			if ub == 0 {
-				continue
-			}
-			full := s.podFlags(q)
-			pd := &s.p.pods[q]
-			open := 0
-			for j := pd.lo; j < pd.hi; j++ {
-				if pl := &s.p.leaves[j]; full[pl.lane/64]>>(pl.lane%64)&1 == 0 {
-					open += int(pl.size)
-				}
-			}
-			n += min(ub, open)
+	if n < s.r.Nodes {
+		s.podFree = n
+		return n
+	}
+	if !tight {
+		return n
+	}
+	n = 0
+	for q := range s.p.pods {
+		ub := s.podNodesUB(q)
+		if ub == 0 {
+			continue
 		}
+		full := s.podFlags(q)
+		pd := &s.p.pods[q]
+		open := int(pd.size)
+		for w, x := range pd.lanes {
+			for x &= full[w]; x != 0; x &= x - 1 {
+				open -= int(pd.laneSize[w*64+bits.TrailingZeros64(x)])
+			}
+		}
+		n += min(ub, open)
 	}
 	s.podFree = n
 	return n
@@ -514,25 +652,11 @@ func (s *search) scanLeaf(j int) {
 	}
 }
 
-// ubNodes bounds the free nodes of leaf j over the window from its pod's
-// bound and full flags, without reading its holds.
-func (s *search) ubNodes(j int) int {
-	pl := &s.p.leaves[j]
-	ub := s.podNodesUB(int(pl.pod))
-	if ub == 0 {
-		return 0
-	}
-	if full := s.podFlags(int(pl.pod)); full[pl.lane/64]>>(pl.lane%64)&1 == 1 {
-		return 0
-	}
-	return min(int(ub), int(pl.size))
-}
-
 // podFlags returns, by lane, the leaf groups of pool pod q whose every
 // node is held throughout a bucket the window overlaps, from Index.full.
 func (s *search) podFlags(q int) []uint64 {
 	pd := &s.p.pods[q]
-	m := s.flags[pd.flagOff : int(pd.flagOff)+s.ix.full.words[pd.pod]]
+	m := s.flags[pd.flagOff:pd.flagEnd]
 	if !s.flagsDone[q] {
 		s.flagsDone[q] = true
 		clear(m)
@@ -748,6 +872,20 @@ func (s *search) takeUnits(j int32, n int, mode int, caps []int64, commit bool) 
 	return got
 }
 
+// release undoes the takes of the last run, so that the buffers go back
+// to the pool clean.
+func (s *search) release() {
+	if s.p == nil {
+		return
+	}
+	for _, j := range s.touchedList {
+		pl := &s.p.leaves[j]
+		clear(s.taken[pl.off : pl.off+pl.words])
+		s.touched[j] = false
+	}
+	s.touchedList = s.touchedList[:0]
+}
+
 // reset undoes the takes of a run.
 func (s *search) reset() {
 	for _, j := range s.touchedList {
@@ -765,24 +903,21 @@ func (s *search) reset() {
 	}
 }
 
-// candidates returns the leaves the request may use that have a free unit.
-func (s *search) candidates() []int32 {
-	lo, hi := int32(0), int32(len(s.p.leaves))
-	switch s.within {
-	case 1:
-		lo, hi = s.withinIdx, s.withinIdx+1
-	case 2:
-		lo, hi = s.p.pods[s.withinIdx].lo, s.p.pods[s.withinIdx].hi
-	}
-	s.scanRange(int(lo), int(hi))
+// candidates returns the leaves the request may use that have a free
+// unit, in pods that may hold need units: pods whose bound is below need,
+// or whose power domain has room for fewer (with power applied), are
+// passed over without reading their holds.
+func (s *search) candidates(need int) []int32 {
+	lo, hi := s.scope()
 	c := s.cands[:0]
 	for j := lo; j < hi; {
 		q := s.p.leaves[j].pod
 		e := min(hi, s.p.pods[q].hi)
-		if s.bounded && s.podNodesUB(int(q)) == 0 {
+		if s.podShort(int(q), need) {
 			j = e
 			continue
 		}
+		s.scanRange(int(j), int(e))
 		for ; j < e; j++ {
 			if s.u[j] > 0 && !(s.iso && s.excl[j]) {
 				c = append(c, j)
@@ -793,6 +928,51 @@ func (s *search) candidates() []int32 {
 	return c
 }
 
+// podShort reports whether the bounds show that pool pod q cannot hold
+// need units over the window: its free nodes, or with power applied its
+// power domain's room, are fewer.
+func (s *search) podShort(q, need int) bool {
+	if s.bounded && s.podBound(q) < need {
+		return true
+	}
+	d := s.p.pods[q].dom
+	return s.power && d >= 0 && s.capRem[d] < int64(need)
+}
+
+// packLeafScan is packLeaf over every leaf the request may use, without
+// Near or Prefer: the tightest leaf group, the first in pool order on a
+// tie. It reads the holds of leaf groups only where the bounds leave room
+// for k units, and stops at one that fits exactly.
+func (s *search) packLeafScan() bool {
+	lo, hi := s.scope()
+	best, bv := int32(-1), math.MaxInt
+	for j := lo; j < hi && bv > s.k; {
+		q := s.p.leaves[j].pod
+		e := min(hi, s.p.pods[q].hi)
+		if s.podShort(int(q), s.k) {
+			j = e
+			continue
+		}
+		for ; j < e; j++ {
+			pl := &s.p.leaves[j]
+			if int(pl.n) < s.k || s.power && pl.dom >= 0 && s.capRem[pl.dom] < int64(s.k) {
+				continue
+			}
+			s.scanLeaf(int(j))
+			if int(s.u[j]) < s.k || s.iso && s.excl[j] {
+				continue
+			}
+			if v := s.val(j, modeAll, s.capRem); v >= s.k && v < bv {
+				best, bv = j, v
+				if v == s.k {
+					break
+				}
+			}
+		}
+	}
+	return best >= 0 && s.take(best, s.k, modeAll, s.capRem, true) == s.k
+}
+
 // run looks for a plan with isolation and power applied or not; the plan
 // is in s.taken when it returns true.
 func (s *search) run(iso, power bool) bool {
@@ -801,18 +981,29 @@ func (s *search) run(iso, power bool) bool {
 	if s.within == 0 && s.nearLeaf < 0 && !s.hasPref && s.r.Packing != lease.PackLeaf && s.r.Packing != lease.PackPod && s.quick() {
 		return true
 	}
-	if s.bounded && s.freeBound() < s.r.Nodes {
-		// Too few free nodes, whatever the rules.
+	// Too few free nodes, whatever the rules. Leaf and pod packing pass
+	// over the pods that cannot hold the request on their own, so they
+	// take only the sum of the pods' bounds, which those bounds need too.
+	if s.bounded && s.freeBound(s.r.Packing != lease.PackLeaf && s.r.Packing != lease.PackPod) < s.r.Nodes {
 		s.refuted = true
 		return false
 	}
-	cands := s.candidates()
 	switch s.r.Packing {
 	case lease.PackLeaf:
-		return s.packLeaf(cands)
+		if s.k > s.p.maxNodes {
+			return false
+		}
+		if s.nearLeaf < 0 && !s.hasPref {
+			return s.packLeafScan()
+		}
+		return s.packLeaf(s.candidates(s.k))
 	case lease.PackPod:
-		return s.packPod(cands)
+		if s.k > s.p.maxPod {
+			return false
+		}
+		return s.packPod(s.candidates(s.k))
 	}
+	cands := s.candidates(1)
 	if s.nearLeaf >= 0 {
 		sub := s.sub[:0]
 		for _, j := range cands {
@@ -860,13 +1051,17 @@ func (s *search) quick() bool {
 	klb := (s.k + ub - 1) / ub
 	for q := range p.pods {
 		lo, hi := int(p.pods[q].lo), int(p.pods[q].hi)
+		if d := p.pods[q].dom; s.power && d >= 0 && s.capRem[d] < int64(s.k) {
+			// Its power domain has no room for the plan.
+			continue
+		}
 		if s.bounded {
 			// Skip the pod when the bounds say it cannot hold the plan,
 			// and scan only the leaf groups that may matter.
 			if s.podBound(q) < s.k {
 				continue
 			}
-			ubs := s.bounds(lo, hi)
+			ubs := s.bounds(q)
 			if klb == 1 {
 				for i, b := range ubs {
 					if int(b) >= s.k {
@@ -1370,8 +1565,7 @@ func (s *search) packPod(leaves []int32) bool {
 		if s.hasPref {
 			pu = s.total(group, modePref)
 		}
-		picks, _ := s.minLeaves(group, s.k, modeAll)
-		kp := len(picks)
+		kp := s.fewestLeaves(group, s.k)
 		if bestLo < 0 || cmp.Or(cmp.Compare(t, bt), cmp.Compare(bp, pu), cmp.Compare(kp, bk), cmp.Compare(v, bv)) < 0 {
 			bestLo, bestHi, bt, bp, bk, bv = lo-len(group), hi, t, pu, kp, v
 		}
@@ -1392,6 +1586,32 @@ func (s *search) packPod(leaves []int32) bool {
 		}
 	}
 	return s.choose(group, s.k)
+}
+
+// fewestLeaves returns how many of leaves, which hold k units within the
+// caps, minLeaves would take for them: in one power domain, the fewest of
+// the largest that sum to k (the cap, at least k, never binds first).
+func (s *search) fewestLeaves(leaves []int32, k int) int {
+	dom := s.p.leaves[leaves[0]].dom
+	for _, j := range leaves {
+		if d := s.p.leaves[j].dom; d != dom || d < 0 {
+			picks, _ := s.minLeaves(leaves, k, modeAll)
+			return len(picks)
+		}
+	}
+	top := s.hist[:0]
+	for _, j := range leaves {
+		top = insertTop(top, int32(s.avail(j, modeAll)), len(leaves))
+	}
+	s.hist = top
+	sum := 0
+	for i, v := range top {
+		if sum += int(v); sum >= k {
+			return i + 1
+		}
+	}
+	picks, _ := s.minLeaves(leaves, k, modeAll)
+	return len(picks)
 }
 
 // plan returns the chosen nodes.
@@ -1427,18 +1647,25 @@ func (s *search) plan() Plan {
 
 // explain returns the reason the request does not fit: the first of
 // capacity, topology (without isolation and power), isolation (without
-// power) and power that fails.
+// power) and power that fails. Each rule scans leaf groups only as far as
+// it needs: capacity until enough free nodes are found, the searches as
+// run does, and power until every domain has as many free nodes as its
+// budget has room for; a rule that fails scans them all, for its numbers.
 func (s *search) explain() error {
 	r, p := s.r, s.p
-	s.scanRange(0, len(p.leaves))
-	s.settle()
-	if s.freeNodes < r.Nodes {
+	if s.powerRoom() < int64(s.k) && s.fitsWithoutPower(true) {
+		// Power fails for sure, and a plan without it passes the other
+		// rules: it has the free nodes, the packing and the isolation.
+		return s.powerError()
+	}
+	if !s.scanUntil(func() bool { return s.freeNodes >= r.Nodes }) {
 		return refuse(ReasonCapacity, "pool %s has %d free nodes over the window, %d needed", p.id, s.freeNodes, r.Nodes)
 	}
-	if !s.run(false, false) {
+	if !s.fitsWithoutPower(false) {
 		return s.topologyError()
 	}
-	if !s.run(true, false) {
+	if !s.fitsWithoutPower(true) {
+		s.scanAll()
 		n := 0
 		for _, c := range s.freeByDom(true) {
 			n += int(c)
@@ -1450,12 +1677,154 @@ func (s *search) explain() error {
 		return refuse(ReasonIsolation, "pool %s has %d free nodes over the window in leaf groups not held by %s, %d needed%s",
 			p.id, n, rule, r.Nodes, s.packingNote())
 	}
-	room := 0
-	for d, c := range s.freeByDom(true) {
-		room += int(min(c, s.capU[d]*int64(s.unit)))
+	return s.powerError()
+}
+
+// fitsWithoutPower reports whether a plan exists with the power budgets
+// ignored, and isolation only when iso is set: then Prefer and Near only
+// order the choice, and a plan exists exactly when the free units in scope
+// (in leaf groups open to the tenant, with iso) number k in all (any,
+// node, nvlink-domain), in one leaf group (leaf) or in one pod (pod). It
+// reads the holds of leaf groups until it finds them, passing over those
+// the bounds rule out.
+func (s *search) fitsWithoutPower(iso bool) bool {
+	lo, hi := s.scope()
+	k := s.k
+	open := func(j int32) bool {
+		s.scanLeaf(int(j))
+		return s.done[j] && !(iso && s.excl[j])
 	}
+	sum := 0
+	for j := lo; j < hi; {
+		q := s.p.leaves[j].pod
+		e := min(hi, s.p.pods[q].hi)
+		need := 1
+		if s.r.Packing == lease.PackLeaf || s.r.Packing == lease.PackPod {
+			need = k
+		}
+		if s.bounded && s.podBound(int(q)) < need {
+			j = e
+			continue
+		}
+		if s.r.Packing == lease.PackPod {
+			sum = 0
+		}
+		for ; j < e; j++ {
+			if s.r.Packing == lease.PackLeaf && int(s.p.leaves[j].n) < k || !open(j) {
+				continue
+			}
+			if s.r.Packing == lease.PackLeaf {
+				if int(s.u[j]) >= k {
+					return true
+				}
+				continue
+			}
+			if sum += int(s.u[j]); sum >= k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *search) powerError() error {
 	return refuse(ReasonPower, "the power budgets of pool %s's domains leave room for %d of its free nodes over the window, %d needed%s",
-		p.id, room, r.Nodes, s.packingNote())
+		s.p.id, s.powerFree(), s.r.Nodes, s.packingNote())
+}
+
+// scanAll scans every leaf group, and settles the pods the bounds skip.
+func (s *search) scanAll() {
+	s.scanRange(0, len(s.p.leaves))
+	s.settle()
+}
+
+// scanUntil scans pod by pod, in pool order, until done returns true. It
+// returns false, with every leaf group scanned and settled, when done
+// never does.
+func (s *search) scanUntil(done func() bool) bool {
+	for q := range s.p.pods {
+		if done() {
+			return true
+		}
+		s.scanRange(int(s.p.pods[q].lo), int(s.p.pods[q].hi))
+	}
+	if done() {
+		return true
+	}
+	s.settle()
+	return false
+}
+
+// powerFree returns how many free nodes in scope, in leaf groups open to
+// the tenant, the power budgets leave room for: per pool power domain the
+// least of its free nodes and its room. It scans leaf groups of a domain
+// only until their free nodes reach the domain's room.
+func (s *search) powerFree() int {
+	D := len(s.p.doms)
+	cnt, room := grow(s.tmp, D), grow(s.vtmp, D)
+	for d := range room {
+		cnt[d], room[d] = 0, unlimited
+		if s.capU[d] < unlimited/int64(s.unit) {
+			room[d] = s.capU[d] * int64(s.unit)
+		}
+	}
+	lo, hi := s.scope()
+	for j := lo; j < hi; j++ {
+		if d := s.p.leaves[j].dom; d >= 0 && cnt[d] >= room[d] {
+			continue
+		}
+		s.scanLeaf(int(j))
+		if s.done[j] && !s.excl[j] {
+			s.countFree(cnt, j)
+		}
+	}
+	n := 0
+	for d := range cnt {
+		n += int(min(cnt[d], room[d]))
+	}
+	return n
+}
+
+// mostLeaf returns the most free nodes of any leaf group over the window,
+// reading the holds only of leaf groups the bounds do not rule out.
+func (s *search) mostLeaf() int {
+	most := 0
+	for q := range s.p.pods {
+		pd := &s.p.pods[q]
+		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
+			continue
+		}
+		for j := int(pd.lo); j < int(pd.hi); j++ {
+			if int(s.p.leaves[j].n) <= most {
+				continue
+			}
+			if s.scanLeaf(j); s.done[j] {
+				most = max(most, int(s.u[j]))
+			}
+		}
+	}
+	return most
+}
+
+// mostPod returns the most free nodes of any pod over the window, reading
+// the holds only of pods the bounds do not rule out.
+func (s *search) mostPod() int {
+	most := 0
+	for q := range s.p.pods {
+		pd := &s.p.pods[q]
+		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
+			continue
+		}
+		s.scanRange(int(pd.lo), int(pd.hi))
+		n := 0
+		for j := pd.lo; j < pd.hi; j++ {
+			if s.done[j] {
+				n += int(s.u[j])
+			}
+		}
+		most = max(most, n)
+	}
+	return most
 }
 
 func (s *search) packingNote() string {
@@ -1466,7 +1835,8 @@ func (s *search) packingNote() string {
 }
 
 // freeByDom counts the free nodes in scope per pool power domain, in leaf
-// groups open to the tenant when iso is set.
+// groups open to the tenant when iso is set. Every leaf group in scope must
+// have been scanned or settled.
 func (s *search) freeByDom(iso bool) []int64 {
 	out := make([]int64, len(s.p.doms))
 	lo, hi := s.scope()
@@ -1474,21 +1844,26 @@ func (s *search) freeByDom(iso bool) []int64 {
 		if iso && s.excl[j] {
 			continue
 		}
-		pl := &s.p.leaves[j]
-		for w := range pl.words {
-			x := s.free[pl.off+w]
-			if pl.dom >= 0 {
-				out[pl.dom] += int64(bits.OnesCount64(x))
-				continue
-			}
-			for x != 0 {
-				b := int(w)*64 + bits.TrailingZeros64(x)
-				x &= x - 1
-				out[pl.bitDom[b]]++
-			}
-		}
+		s.countFree(out, j)
 	}
 	return out
+}
+
+// countFree adds the free nodes of leaf j to out, per pool power domain.
+func (s *search) countFree(out []int64, j int32) {
+	pl := &s.p.leaves[j]
+	for w := range pl.words {
+		x := s.free[pl.off+w]
+		if pl.dom >= 0 {
+			out[pl.dom] += int64(bits.OnesCount64(x))
+			continue
+		}
+		for x != 0 {
+			b := int(w)*64 + bits.TrailingZeros64(x)
+			x &= x - 1
+			out[pl.bitDom[b]]++
+		}
+	}
 }
 
 // scope returns the range of pool leaves Within allows.
@@ -1504,6 +1879,15 @@ func (s *search) scope() (int32, int32) {
 
 func (s *search) topologyError() error {
 	r, p := s.r, s.p
+	if s.within == 0 {
+		switch r.Packing {
+		case lease.PackLeaf:
+			return refuse(ReasonTopology, "no leaf group of pool %s has %d free nodes over the window; the most is %d", p.id, r.Nodes, s.mostLeaf())
+		case lease.PackPod:
+			return refuse(ReasonTopology, "no pod of pool %s has %d free nodes over the window; the most is %d", p.id, r.Nodes, s.mostPod())
+		}
+	}
+	s.scanAll()
 	lo, hi := s.scope()
 	if s.within != 0 {
 		n := 0

@@ -17,11 +17,13 @@ type pool struct {
 	// maxNodes and maxNV are the most nodes, and complete NVLink domains
 	// of nvlink nodes, of any leaf.
 	maxNodes, maxNV int
-	words           int // words of all leaves' masks together
-	flagWords       int // words of all pods' full flags together
-	mixed           bool
-	leafByKey       map[string]int32
-	podByKey        map[string]int32
+	// maxPod is the most nodes of the pool in one pod.
+	maxPod    int
+	words     int // words of all leaves' masks together
+	flagWords int // words of all pods' full flags together
+	mixed     bool
+	leafByKey map[string]int32
+	podByKey  map[string]int32
 }
 
 type poolLeaf struct {
@@ -29,10 +31,14 @@ type poolLeaf struct {
 	pod   int32 // index into pool.pods
 	off   int32 // first word of the leaf in a search's masks
 	words int32
-	lane  int32 // the leaf's rank in its pod: Index.leaves[leaf].lane
+	// lw and lbit are the word and bit of the leaf's lane (its rank in its
+	// pod, Index.leaves[leaf].lane) in the pod's full flags.
+	lw   int32
+	lbit uint64
 	// base0 is the first word of sched & mask, kept by SetSchedulable.
 	base0 uint64
 	size  int32    // nodes of the leaf group, of every pool
+	n     int32    // nodes of the pool in the leaf group
 	mask  []uint64 // the pool's nodes in the leaf
 	// dom is the pool power domain of all the pool's nodes in the leaf,
 	// or -1 when they span several; bitDom then gives it per node.
@@ -49,8 +55,18 @@ type poolPod struct {
 	key    string
 	pod    int32 // index into Index.pods
 	lo, hi int32 // its leaves: pool.leaves[lo:hi]
-	// flagOff is the pod's first word in a search's full flags.
-	flagOff int32
+	// flagOff and flagEnd are the pod's words in a search's full flags.
+	flagOff, flagEnd int32
+	// lanes flags the lanes of the pool's leaves in the full flags;
+	// laneSize gives their sizes (poolLeaf.size) by lane, and size their
+	// sum.
+	lanes    []uint64
+	laneSize []int32
+	size     int32
+	// n is the pool's nodes in the pod; dom the pool power domain of all
+	// of them, or -1 when they span several.
+	n   int32
+	dom int32
 }
 
 type poolDom struct {
@@ -104,12 +120,18 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 		lf := &ix.leaves[l]
 		if k := len(p.pods); k == 0 || p.pods[k-1].pod != lf.pod {
 			p.podByKey[ix.pods[lf.pod]] = int32(k)
-			p.pods = append(p.pods, poolPod{key: ix.pods[lf.pod], pod: lf.pod, lo: int32(j), flagOff: int32(p.flagWords)})
-			p.flagWords += int(ix.podLeaves[lf.pod]+63) / 64
+			w := int(ix.podLeaves[lf.pod]+63) / 64
+			p.pods = append(p.pods, poolPod{key: ix.pods[lf.pod], pod: lf.pod, lo: int32(j), flagOff: int32(p.flagWords),
+				flagEnd: int32(p.flagWords + w), lanes: make([]uint64, w), laneSize: make([]int32, ix.podLeaves[lf.pod]), dom: -2})
+			p.flagWords += w
 		}
-		p.pods[len(p.pods)-1].hi = int32(j + 1)
+		pd := &p.pods[len(p.pods)-1]
+		pd.hi = int32(j + 1)
+		pd.lanes[lf.lane/64] |= 1 << (lf.lane % 64)
+		pd.laneSize[lf.lane] = int32(len(lf.nodes))
+		pd.size += int32(len(lf.nodes))
 		p.leafByKey[lf.key] = int32(j)
-		pl := poolLeaf{leaf: l, pod: int32(len(p.pods) - 1), off: int32(p.words), words: lf.words, lane: lf.lane,
+		pl := poolLeaf{leaf: l, pod: int32(len(p.pods) - 1), off: int32(p.words), words: lf.words, lw: lf.lane / 64, lbit: 1 << (lf.lane % 64),
 			mask: make([]uint64, lf.words), dom: -2}
 		p.words += int(lf.words)
 		nodes := 0
@@ -131,7 +153,17 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 		}
 		pl.base0 = lf.sched[0] & pl.mask[0]
 		pl.size = int32(len(lf.nodes))
+		pl.n = int32(nodes)
 		p.maxNodes = max(p.maxNodes, nodes)
+		pd.n += int32(nodes)
+		p.maxPod = max(p.maxPod, int(pd.n))
+		switch pd.dom {
+		case -2:
+			pd.dom = pl.dom
+		case pl.dom, -1:
+		default:
+			pd.dom = -1
+		}
 		if pl.dom == -1 {
 			p.mixed = true
 			pl.bitDom = make([]int32, len(lf.nodes))

@@ -1,0 +1,89 @@
+package placement
+
+import (
+	"math"
+
+	"github.com/neocloud/neocloud/internal/lease"
+)
+
+// maxPowerSteps bounds the windows PowerShift looks at; past it, it
+// answers the shift reached so far, which is still a lower bound.
+const maxPowerSteps = 64
+
+// PowerShift returns the least d >= 0, at most limit, such that over r's
+// window shifted by d hours the power domains of r.Pool leave room for
+// r.Nodes nodes as Place counts it (per domain, the budget less the most
+// its holds draw in an hourly slot the window touches, over the pool's
+// largest node there, in whole units of r.Packing), and true; false when
+// no shift within limit does. Place refuses every window that fails this,
+// whatever the holds on the pool's nodes, so a search for the earliest
+// start may skip to d. Holds, isolation, Prefer, Near and Within are not
+// looked at. A request Place would refuse before power (an unknown pool,
+// Nodes < 1, an empty window, nodes not a multiple of the NVLink domain
+// size) gets 0 and true.
+//
+// Each step is O(domains × log slots) and moves past the last slot that
+// keeps some domain from leaving room for one more unit; after
+// maxPowerSteps steps it returns the shift reached, a lower bound.
+func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
+	p := ix.pools[r.Pool]
+	if p == nil || r.Nodes < 1 || limit < 0 {
+		return 0, limit >= 0
+	}
+	s, e, err := interval(r.Start, r.End)
+	if err != nil {
+		return 0, true
+	}
+	unit := 1
+	if r.Packing == lease.PackNVLinkDomain {
+		unit = p.nvlink
+		if r.Nodes%unit != 0 {
+			return 0, true
+		}
+	}
+	k := int64(r.Nodes / unit)
+	from, to := ix.floor(s), ix.ceil(e)
+	for d, step := 0, 0; d <= limit; step++ {
+		if step == maxPowerSteps {
+			return d, true
+		}
+		var room int64
+		next := math.MaxInt
+		for _, pd := range p.doms {
+			w := pd.unitW * int64(unit)
+			if w <= 0 {
+				return d, true
+			}
+			dom := &ix.domains[pd.dom]
+			u := max(dom.budgetW-max(dom.cal.Max(from+d, to+d), 0), 0) / w
+			if room += u; room >= k {
+				return d, true
+			}
+			// Room for u+1 units needs every slot of the window at or
+			// below thr: no window holding the last slot above it has.
+			if thr := dom.budgetW - u*w - w; thr >= 0 {
+				if l := dom.cal.LastAbove(from+d, to+d, thr); l >= 0 {
+					next = min(next, l+1-from)
+				}
+			}
+		}
+		if next == math.MaxInt {
+			return 0, false
+		}
+		d = next
+	}
+	return 0, false
+}
+
+// powerRoom returns the units the power budgets leave room for over the
+// window (s.capU summed): Place finds no plan for more.
+func (s *search) powerRoom() int64 {
+	var n int64
+	for _, c := range s.capU {
+		n += c
+		if n >= unlimited {
+			return unlimited
+		}
+	}
+	return n
+}
