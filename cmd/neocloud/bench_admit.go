@@ -143,6 +143,9 @@ the hour of the workload's earliest start.
 			if err := eng.LoadCapacity(ctx); err != nil {
 				return err
 			}
+			if held, err := eng.Leases(ctx, admin, engine.LeaseFilter{Pool: pool, Limit: 1}); err == nil && len(held) > 0 {
+				fmt.Fprintf(e.stderr, "note: the database already holds leases in %s (an earlier run?): admissions will differ from a fresh database\n", pool)
+			}
 			// Start timing from a collected heap: applying the fleet and
 			// loading capacity leave garbage that a running server has long
 			// collected; otherwise its collection lands in the timed window
