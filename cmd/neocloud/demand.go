@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/neocloud/neocloud/internal/api"
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/forecast"
 )
@@ -17,14 +19,15 @@ import (
 func newDemandCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demand",
-		Short: "Internal demand offline: generate a history, forecast it, backtest the forecast",
-		Long: `demand works on CSV histories of the owner's own GPU use (pool,hour,gpus),
-without a server: generate writes a synthetic one, forecast prints the
-monthly quantiles and the holdback schedule they imply, backtest measures
-how well the forecast's quantiles cover what happened. See docs/forecast.md
-and docs/spot-reclaim.md.`,
+		Short: "Internal demand: generate, forecast and backtest histories offline; import and show them on a server",
+		Long: `demand works on CSV histories of the owner's own GPU use (pool,hour,gpus).
+Offline: generate writes a synthetic one, forecast prints the monthly
+quantiles and the holdback schedule they imply, backtest measures how well
+the forecast's quantiles cover what happened. With a server: import stores
+a history, show prints what is stored. See docs/forecast.md and
+docs/spot-reclaim.md.`,
 	}
-	cmd.AddCommand(newDemandGenerateCmd(e), newDemandForecastCmd(e), newDemandBacktestCmd(e))
+	cmd.AddCommand(newDemandGenerateCmd(e), newDemandForecastCmd(e), newDemandBacktestCmd(e), newDemandImportCmd(e), newDemandShowCmd(e))
 	return cmd
 }
 
@@ -273,3 +276,85 @@ func ceil(v float64) int64 {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func newDemandImportCmd(e *env) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "import -f HISTORY.csv",
+		Short: "Send a demand history (CSV pool,hour,gpus) to the server",
+		Long: `import reads a demand history and stores it on the server (operator-admin),
+in requests of at most 100,000 samples; each sample replaces any stored for
+its pool and hour, so importing again is harmless.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("-f: a demand history (CSV pool,hour,gpus) is required")
+			}
+			var r io.Reader = e.stdin
+			if file != "-" {
+				f, err := os.Open(file)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			samples, err := demand.ParseCSV(bufio.NewReader(r))
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			total := 0
+			for len(samples) > 0 {
+				n := min(len(samples), 100_000)
+				in := api.DemandIn{Samples: make([]api.DemandSample, n)}
+				for i, s := range samples[:n] {
+					in.Samples[i] = api.DemandSample{Pool: s.Pool, Hour: s.Hour, GPUs: s.GPUs}
+				}
+				var out api.DemandImport
+				if err := e.call(cmd.Context(), "POST", "/v1/demand", nil, in, &out); err != nil {
+					return fmt.Errorf("after %d samples imported: %w", total, err)
+				}
+				total += out.Imported
+				samples = samples[n:]
+			}
+			return e.print(api.DemandImport{Imported: total}, func() [][]string {
+				return [][]string{{"IMPORTED"}, {itoa(int64(total))}}
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "demand history CSV (pool,hour,gpus); - for stdin")
+	return cmd
+}
+
+func newDemandShowCmd(e *env) *cobra.Command {
+	var pool, from, to string
+	cmd := &cobra.Command{
+		Use:   "show --pool site/MODEL [--from T] [--to T]",
+		Short: "Print a pool's stored demand history (operators)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"pool": {pool}}
+			if from != "" {
+				q.Set("from", from)
+			}
+			if to != "" {
+				q.Set("to", to)
+			}
+			var out api.Demand
+			if err := e.call(cmd.Context(), "GET", "/v1/demand", q, nil, &out); err != nil {
+				return err
+			}
+			return e.print(out, func() [][]string {
+				rows := [][]string{{"HOUR", "GPUS"}}
+				for _, s := range out.Samples {
+					rows = append(rows, []string{s.Hour.Format(time.RFC3339), itoa(s.GPUs)})
+				}
+				return rows
+			})
+		},
+	}
+	cmd.Flags().StringVar(&pool, "pool", "", "pool (site/MODEL)")
+	cmd.Flags().StringVar(&from, "from", "", "first hour (RFC 3339)")
+	cmd.Flags().StringVar(&to, "to", "", "end, exclusive (RFC 3339)")
+	return cmd
+}

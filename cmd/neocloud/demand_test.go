@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/neocloud/neocloud/internal/api"
 )
 
 // TestDemandOffline generates a history, forecasts it and backtests it
@@ -54,4 +56,35 @@ func TestDemandOffline(t *testing.T) {
 			t.Errorf("neocloud %v: err = %v, want one naming %s", tt.args, err, tt.want)
 		}
 	}
+}
+
+// TestDemandImportShow sends a generated history to a real server and
+// reads it back, on both stores.
+func TestDemandImportShow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db string) {
+		s := startServer(t, db)
+		dir := t.TempDir()
+		fleetFile, hist := filepath.Join(dir, "fleet.yaml"), filepath.Join(dir, "hist.csv")
+		if _, err := s.admin(t, "fleet", "generate", "--preset", "uniform", "--nodes", "64", "-f", fleetFile); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.admin(t, "fleet", "apply", "-f", fleetFile); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.admin(t, "demand", "generate", "--pool", "uni/H100-SXM", "--weeks", "1", "--base", "300",
+			"--trend-per-year", "0", "--daily", "50", "--weekend", "20", "--noise-sd", "10", "--burst-gpus", "20", "-f", hist); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.admin(t, "demand", "import", "-f", hist)
+		if err != nil || !strings.Contains(out, "168") {
+			t.Fatalf("import = %q, %v; want 168 samples imported", out, err)
+		}
+		got := mustJSON[api.Demand](t, s, "", "demand", "show", "--pool", "uni/H100-SXM", "--from", "2025-09-01T00:00:00Z", "--to", "2025-09-02T00:00:00Z")
+		if len(got.Samples) != 24 {
+			t.Errorf("show over one day: %d samples, want 24", len(got.Samples))
+		}
+		if _, err := s.admin(t, "demand", "show"); err == nil || !strings.Contains(errText(err), "pool") {
+			t.Errorf("show without --pool: err = %v, want one naming pool", err)
+		}
+	})
 }

@@ -117,6 +117,11 @@ func matrix() map[string]matrixEntry {
 		"POST /v1/holdback": {build: func(f *fixture, _ bool) req {
 			return req{method: "POST", path: "/v1/holdback", body: map[string]any{"pool": "lab-1/H100-SXM", "steps": []any{}}}
 		}, want: allow(200, 403, 403, 403)},
+		"POST /v1/demand": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/demand", body: map[string]any{"samples": []any{
+				map[string]any{"pool": "lab-1/H100-SXM", "hour": t0.Add(-time.Hour).Format(time.RFC3339), "gpus": 8}}}}
+		}, want: allow(200, 403, 403, 403)},
+		"GET /v1/demand": {build: simple("GET", "/v1/demand?pool=lab-1/H100-SXM"), want: allow(200, 200, 403, 403)},
 		"POST /v1/nodes/{node}/state": {build: func(f *fixture, _ bool) req {
 			return req{method: "POST", path: "/v1/nodes/lab-1-h100-l1-n01/state", body: map[string]string{"state": "available"}}
 		}, want: allow(200, 403, 403, 403)},

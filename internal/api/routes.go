@@ -69,6 +69,7 @@ func (s *Server) registerRoutes() {
 		Summary: "The audit log, newest first: every mutation and every denial"}, tenant.PermAuditRead, s.listAudit)
 
 	s.registerLeaseRoutes()
+	s.registerDemandRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

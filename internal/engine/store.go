@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
@@ -70,6 +71,9 @@ type Reader interface {
 	// Shortfalls returns the shortfalls of one lease, or of every lease
 	// when leaseID is "", ordered by From then ID.
 	Shortfalls(ctx context.Context, leaseID string) ([]lease.Shortfall, error)
+	// Demand returns pool's measured internal demand over [from, to),
+	// ordered by hour; a zero to means no end.
+	Demand(ctx context.Context, pool string, from, to time.Time) ([]demand.Sample, error)
 }
 
 // Tx is one read-write transaction. Its reads see its own writes.
@@ -100,6 +104,10 @@ type Tx interface {
 	// An unknown ID is an error wrapping ErrNotFound, and then nothing
 	// changes.
 	EndAllocations(ctx context.Context, ids []string, at time.Time) error
+	// UpsertDemand stores samples, each replacing any stored for its pool
+	// and hour. A (pool, hour) given twice is a plain error and stores
+	// nothing.
+	UpsertDemand(ctx context.Context, samples []demand.Sample) error
 	// InsertLease stores l; tenant.ErrExists when the ID is taken.
 	InsertLease(ctx context.Context, l lease.Lease) error
 	// InsertLeases stores every lease of ls; tenant.ErrExists when an ID

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store, opts ...Option) {
 		{"Allocations/Property", testAllocationProperty},
 		{"Leases", testLeases},
 		{"Holdback", testHoldback},
+		{"Demand", testDemand},
 		{"Shortfalls", testShortfalls},
 		{"Tenants", testTenants},
 		{"Keys", testKeys},
