@@ -358,3 +358,44 @@ func newDemandShowCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&to, "to", "", "end, exclusive (RFC 3339)")
 	return cmd
 }
+
+func newSellableCmd(e *env) *cobra.Command {
+	var (
+		pool   string
+		months int
+		pol    = demand.DefaultPolicy()
+	)
+	cmd := &cobra.Command{
+		Use:   "sellable --pool site/MODEL [--months 12]",
+		Short: "What a pool can still sell as guaranteed capacity, month by month, and the risk (operators)",
+		Long: `sellable asks the server to fit the demand forecast to the pool's stored
+history (neocloud demand import) and report, for this month and the next
+ones, the GPUs and MW that can still be promised if the holdback followed
+the policy (--quantile plus --buffer-permille): healthy − holdback −
+guaranteed; and the risk: the expected hours and GPU-hours of the owner's
+demand above that holdback.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"pool": {pool}, "months": {strconv.Itoa(months)},
+				"quantile": {strconv.FormatFloat(pol.Quantile, 'f', -1, 64)}, "buffer_permille": {itoa(pol.BufferPermille)}}
+			var out api.Sellable
+			if err := e.call(cmd.Context(), "GET", "/v1/sellable", q, nil, &out); err != nil {
+				return err
+			}
+			return e.print(out, func() [][]string {
+				rows := [][]string{{"MONTH", "HEALTHY", "HOLDBACK", "GUARANTEED", "SELLABLE", "SELLABLE_MW", "EXCEED_H", "EXCEED_GPUH"}}
+				for _, m := range out.Months {
+					rows = append(rows, []string{m.Start.Format("2006-01"), itoa(m.HealthyGPUs), itoa(m.HoldbackGPUs), itoa(m.GuaranteedGPUs),
+						itoa(m.SellableGPUs), fmt.Sprintf("%.1f", m.SellableMW), fmt.Sprintf("%.1f", m.ExceedHours), fmt.Sprintf("%.0f", m.ExceedGPUHours)})
+				}
+				return rows
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pool, "pool", "", "pool (site/MODEL)")
+	f.IntVar(&months, "months", 12, "months to report, 1 to 36")
+	f.Float64Var(&pol.Quantile, "quantile", pol.Quantile, "forecast quantile held back, in (0, 1)")
+	f.Int64Var(&pol.BufferPermille, "buffer-permille", pol.BufferPermille, "buffer on top of the quantile, thousandths")
+	return cmd
+}

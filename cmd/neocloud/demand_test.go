@@ -71,17 +71,24 @@ func TestDemandImportShow(t *testing.T) {
 		if _, err := s.admin(t, "fleet", "apply", "-f", fleetFile); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.admin(t, "demand", "generate", "--pool", "uni/H100-SXM", "--weeks", "1", "--base", "300",
+		if _, err := s.admin(t, "demand", "generate", "--pool", "uni/H100-SXM", "--weeks", "3", "--base", "300",
 			"--trend-per-year", "0", "--daily", "50", "--weekend", "20", "--noise-sd", "10", "--burst-gpus", "20", "-f", hist); err != nil {
 			t.Fatal(err)
 		}
 		out, err := s.admin(t, "demand", "import", "-f", hist)
-		if err != nil || !strings.Contains(out, "168") {
-			t.Fatalf("import = %q, %v; want 168 samples imported", out, err)
+		if err != nil || !strings.Contains(out, "504") {
+			t.Fatalf("import = %q, %v; want 504 samples imported", out, err)
 		}
 		got := mustJSON[api.Demand](t, s, "", "demand", "show", "--pool", "uni/H100-SXM", "--from", "2025-09-01T00:00:00Z", "--to", "2025-09-02T00:00:00Z")
 		if len(got.Samples) != 24 {
 			t.Errorf("show over one day: %d samples, want 24", len(got.Samples))
+		}
+		rep := mustJSON[api.Sellable](t, s, "", "sellable", "--pool", "uni/H100-SXM", "--months", "2")
+		if len(rep.Months) != 2 || rep.HistoryHours != 504 || rep.Months[0].HealthyGPUs != 512 {
+			t.Errorf("sellable = %+v, want 2 months of a 512-GPU pool fitted to 504 hours", rep)
+		}
+		if _, err := s.admin(t, "sellable", "--pool", "uni/H100-SXM", "--months", "40"); err == nil || !strings.Contains(errText(err), "months") {
+			t.Errorf("sellable --months 40: err = %v, want one naming months", err)
 		}
 		if _, err := s.admin(t, "demand", "show"); err == nil || !strings.Contains(errText(err), "pool") {
 			t.Errorf("show without --pool: err = %v, want one naming pool", err)

@@ -69,7 +69,7 @@ Client commands read --server / NEOCLOUD_SERVER and --token / NEOCLOUD_TOKEN
 	root.AddCommand(
 		newServeCmd(e), newDemoCmd(e), newFleetCmd(e), newBenchCmd(e),
 		newSitesCmd(e), newPoolsCmd(e), newNodesCmd(e), newTenantsCmd(e), newKeysCmd(e), newAuditCmd(e), newWhoamiCmd(e),
-		newQuoteCmd(e), newLeasesCmd(e), newCapacityCmd(e), newHoldbackCmd(e), newDemandCmd(e),
+		newQuoteCmd(e), newLeasesCmd(e), newCapacityCmd(e), newHoldbackCmd(e), newDemandCmd(e), newSellableCmd(e),
 	)
 	return root
 }

@@ -122,6 +122,8 @@ func matrix() map[string]matrixEntry {
 				map[string]any{"pool": "lab-1/H100-SXM", "hour": t0.Add(-time.Hour).Format(time.RFC3339), "gpus": 8}}}}
 		}, want: allow(200, 403, 403, 403)},
 		"GET /v1/demand": {build: simple("GET", "/v1/demand?pool=lab-1/H100-SXM"), want: allow(200, 200, 403, 403)},
+		// No demand history in the fixture: operators get the 422 that says so.
+		"GET /v1/sellable": {build: simple("GET", "/v1/sellable?pool=lab-1/H100-SXM"), want: allow(422, 422, 403, 403)},
 		"POST /v1/nodes/{node}/state": {build: func(f *fixture, _ bool) req {
 			return req{method: "POST", path: "/v1/nodes/lab-1-h100-l1-n01/state", body: map[string]string{"state": "available"}}
 		}, want: allow(200, 403, 403, 403)},

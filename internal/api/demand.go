@@ -20,6 +20,10 @@ func (s *Server) registerDemandRoutes() {
 		tenant.PermCapacityWrite, s.importDemand)
 	register(s, huma.Operation{OperationID: "get-demand", Method: http.MethodGet, Path: "/v1/demand", Tags: []string{"capacity"},
 		Summary: "A pool's measured internal demand over [from, to), by hour"}, tenant.PermCapacityRead, s.getDemand)
+	register(s, huma.Operation{OperationID: "get-sellable", Method: http.MethodGet, Path: "/v1/sellable", Tags: []string{"capacity"},
+		Summary:     "What a pool can still sell as guaranteed capacity, month by month, and the risk taken",
+		Description: "Fits the demand forecast to the pool's stored history; the holdback follows the policy (quantile + buffer); sellable = healthy − holdback − guaranteed."},
+		tenant.PermCapacityRead, s.getSellable)
 }
 
 // DemandSample is one hour of a pool's measured internal demand.
@@ -75,6 +79,51 @@ func (s *Server) getDemand(ctx context.Context, p tenant.Principal, in *demandQu
 	out := Demand{Pool: in.Pool, Samples: make([]DemandSample, len(samples))}
 	for i, x := range samples {
 		out.Samples[i] = DemandSample{Pool: x.Pool, Hour: x.Hour, GPUs: x.GPUs}
+	}
+	return ok(out)
+}
+
+// Sellable is what a pool can still sell as guaranteed capacity, month by
+// month, if its holdback followed the policy.
+type Sellable struct {
+	Pool           string          `json:"pool"`
+	Quantile       float64         `json:"quantile"`
+	BufferPermille int64           `json:"buffer_permille"`
+	HistoryHours   int             `json:"history_hours" doc:"Hours of demand history the forecast was fitted to."`
+	HistoryEnd     time.Time       `json:"history_end" doc:"The first hour after the history: where the forecast starts."`
+	Months         []SellableMonth `json:"months"`
+}
+
+// SellableMonth is one month of a sellable report.
+type SellableMonth struct {
+	Start          time.Time `json:"start"`
+	HealthyGPUs    int64     `json:"healthy_gpus" doc:"The fewest healthy GPUs over the month."`
+	HoldbackGPUs   int64     `json:"holdback_gpus" doc:"The most held back under the policy: the forecast quantile's peak plus the buffer."`
+	GuaranteedGPUs int64     `json:"guaranteed_gpus" doc:"The most promised to contracts and reservations."`
+	SellableGPUs   int64     `json:"sellable_gpus" doc:"healthy − holdback − guaranteed, at least 0."`
+	SellableMW     float64   `json:"sellable_mw" doc:"Sellable GPUs at the pool's facility power per GPU."`
+	ExceedHours    float64   `json:"exceed_hours" doc:"Expected hours the owner's demand exceeds the holdback."`
+	ExceedGPUHours float64   `json:"exceed_gpu_hours" doc:"Expected GPU-hours of the owner's demand above the holdback."`
+}
+
+type sellableQuery struct {
+	Pool           string  `query:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+	Months         int     `query:"months" default:"12" minimum:"1" maximum:"36"`
+	Quantile       float64 `query:"quantile" default:"0.95" doc:"Forecast quantile held back, in (0, 1)."`
+	BufferPermille int64   `query:"buffer_permille" default:"50" doc:"Buffer on top of the quantile, in thousandths."`
+}
+
+func (s *Server) getSellable(ctx context.Context, p tenant.Principal, in *sellableQuery) (*body[Sellable], error) {
+	rep, err := s.eng.Sellable(ctx, p, in.Pool, in.Months, demand.Policy{Quantile: in.Quantile, BufferPermille: in.BufferPermille})
+	if err != nil {
+		return nil, err
+	}
+	out := Sellable{Pool: rep.Pool, Quantile: rep.Policy.Quantile, BufferPermille: rep.Policy.BufferPermille,
+		HistoryHours: rep.HistoryHours, HistoryEnd: rep.HistoryEnd, Months: make([]SellableMonth, len(rep.Months))}
+	for i, m := range rep.Months {
+		out.Months[i] = SellableMonth{Start: m.Start, HealthyGPUs: m.HealthyGPUs, HoldbackGPUs: m.HoldbackGPUs,
+			GuaranteedGPUs: m.GuaranteedGPUs, SellableGPUs: m.SellableGPUs, SellableMW: m.SellablePower.MW(),
+			ExceedHours: m.ExceedHours, ExceedGPUHours: m.ExceedGPUHours}
 	}
 	return ok(out)
 }

@@ -3,10 +3,13 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/demand"
+	"github.com/neocloud/neocloud/internal/forecast"
 	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
 	"github.com/neocloud/neocloud/internal/valid"
 )
 
@@ -26,6 +29,7 @@ func (e *Engine) ImportDemand(ctx context.Context, p tenant.Principal, samples [
 	if err != nil {
 		return 0, err
 	}
+	now := e.clock.Now()
 	known := map[string]bool{}
 	for _, pl := range pools {
 		known[pl.ID] = true
@@ -52,6 +56,8 @@ func (e *Engine) ImportDemand(ctx context.Context, p tenant.Principal, samples [
 		}
 		if s.Hour.IsZero() || !s.Hour.Equal(s.Hour.Truncate(time.Hour)) {
 			issues.Add(f+".hour", s.Hour.Format(time.RFC3339Nano), "must be a whole UTC hour")
+		} else if s.Hour.After(now) {
+			issues.Add(f+".hour", s.Hour.UTC().Format(time.RFC3339), "must not be after the current hour: demand is measured, not planned")
 		}
 		if s.GPUs < 0 || s.GPUs > demand.MaxSampleGPUs {
 			issues.Add(f+".gpus", s.GPUs, "must be between 0 and %d", demand.MaxSampleGPUs)
@@ -97,4 +103,125 @@ func (e *Engine) Demand(ctx context.Context, p tenant.Principal, pool string, fr
 		return nil, err
 	}
 	return e.store.Demand(ctx, pool, from, to)
+}
+
+// SellableReport is what a pool can still sell as guaranteed capacity,
+// month by month, under a holdback policy.
+type SellableReport struct {
+	Pool   string
+	Policy demand.Policy
+	// HistoryHours and HistoryEnd describe the demand history the
+	// forecast was fitted to.
+	HistoryHours int
+	HistoryEnd   time.Time
+	Months       []demand.Month
+}
+
+// MaxSellableMonths bounds a sellable report: the forecast's horizon.
+const MaxSellableMonths = 36
+
+// Sellable fits the forecast to pool's stored demand history and reports,
+// for the current month and the months-1 after it, the GPUs (and MW) that
+// can still be promised as guaranteed capacity if the holdback followed
+// pol: the pool's least healthy GPUs over the month, less the most held
+// back under pol (the forecast's quantile peak plus the buffer), less the
+// most already guaranteed (contracts and reservations); and the risk taken
+// (expected hours and GPU-hours of internal demand above that holdback).
+// Bad input is a *valid.Error; a pool with under two weeks of history
+// names the rule.
+func (e *Engine) Sellable(ctx context.Context, p tenant.Principal, pool string, months int, pol demand.Policy) (SellableReport, error) {
+	if err := e.check(ctx, p, tenant.PermCapacityRead, "sellable.get", "pool/"+pool, ""); err != nil {
+		return SellableReport{}, err
+	}
+	var v valid.Error
+	if months < 1 || months > MaxSellableMonths {
+		v.Add("months", months, "must be between 1 and %d", MaxSellableMonths)
+	}
+	if err := pol.Validate(); err != nil {
+		return SellableReport{}, err
+	}
+	if err := v.Err(); err != nil {
+		return SellableReport{}, err
+	}
+	samples, err := e.store.Demand(ctx, pool, time.Time{}, time.Time{})
+	if err != nil {
+		return SellableReport{}, err
+	}
+	hist := demand.History(samples, pool)
+	if len(hist) > forecast.MaxHistory {
+		hist = hist[len(hist)-forecast.MaxHistory:]
+	}
+	model, err := forecast.Fit(hist, forecast.Options{})
+	if err != nil {
+		var fv valid.Error
+		fv.Add("pool", pool, "needs a demand history the forecast can fit (%d hours stored; at least %d, two weeks, without long gaps): %v",
+			len(hist), forecast.MinHistory, err)
+		return SellableReport{}, fv.Err()
+	}
+	now := e.clock.Now().UTC()
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	end := first.AddDate(0, months, 0)
+	if !end.After(model.End()) {
+		var fv valid.Error
+		fv.Add("months", months, "must reach past the end of the demand history (%s)", model.End().Format(time.RFC3339))
+		return SellableReport{}, fv.Err()
+	}
+	hours := int(end.Sub(model.End()) / time.Hour)
+	if hours > forecast.MaxHorizon {
+		var fv valid.Error
+		fv.Add("pool", pool, "demand history ends %s: too long ago to forecast %d months from now; import recent history",
+			model.End().Format(time.RFC3339), months)
+		return SellableReport{}, fv.Err()
+	}
+	pred, err := model.Predict(hours)
+	if err != nil {
+		return SellableReport{}, err
+	}
+	// Copy the calendars' figures out under the read lock; the report is
+	// computed outside it.
+	type capHour struct{ healthy, guaranteed int64 }
+	caps := make([]capHour, hours)
+	var perGPU unit.Power
+	err = e.readCap(ctx, func(c *capState) error {
+		pc := c.pools[pool]
+		if pc == nil {
+			var fv valid.Error
+			fv.Add("pool", pool, "must be a pool of the fleet (site/MODEL)")
+			return fv.Err()
+		}
+		perGPU = pc.nodeFacilityW / unit.Power(max(pc.gpusPerNode, 1))
+		s0 := c.floor(pred.Start())
+		for i := range caps {
+			s := min(max(s0+i, 0), c.slots-1)
+			caps[i] = capHour{pc.healthy.At(s), pc.contract.At(s) + pc.reservation.At(s)}
+		}
+		return nil
+	})
+	if err != nil {
+		return SellableReport{}, err
+	}
+	steps, err := demand.Holdback(pred, pol, math.MaxInt64)
+	if err != nil {
+		return SellableReport{}, err
+	}
+	rows, err := demand.Sellable(pred, func(t time.Time) demand.Capacity {
+		i := int(t.Sub(pred.Start()) / time.Hour)
+		var hb int64
+		for _, st := range steps {
+			if !st.From.After(t) {
+				hb = st.GPUs
+			}
+		}
+		return demand.Capacity{Healthy: caps[i].healthy, Holdback: hb, Guaranteed: caps[i].guaranteed}
+	}, perGPU)
+	if err != nil {
+		return SellableReport{}, err
+	}
+	out := SellableReport{Pool: pool, Policy: pol, HistoryHours: len(hist), HistoryEnd: model.End()}
+	for _, m := range rows {
+		if !m.Start.Before(first) {
+			out.Months = append(out.Months, m)
+		}
+	}
+	return out, nil
 }
