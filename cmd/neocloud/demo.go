@@ -11,8 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/forecast"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
@@ -105,9 +107,47 @@ func seedDemo(ctx context.Context, e *env, srv *running, data, preset string, se
 			return err
 		}
 	}
+	if err := seedDemand(ctx, e, srv.eng, admin, seed); err != nil {
+		return err
+	}
 	if preset == fleet.PresetReference300MW {
 		seedLeases(ctx, e, srv.eng, admin)
 	}
+	return nil
+}
+
+// seedDemand imports a year of the owner's internal demand per pool, up
+// to the current hour: around 45% of the pool at first, falling by 8% of
+// it a year, with a daytime peak, quieter weekends, noise and bursts — the
+// story's owner whose own use fell below what it built.
+func seedDemand(ctx context.Context, e *env, eng *engine.Engine, admin tenant.Principal, seed int64) error {
+	pools, err := eng.Pools(ctx, "")
+	if err != nil {
+		return err
+	}
+	end := eng.Clock().Now().UTC().Truncate(time.Hour)
+	total := 0
+	for i, p := range pools {
+		g := float64(p.GPUs)
+		syn := forecast.Synth{Start: end.Add(-52 * 7 * 24 * time.Hour), Hours: 52 * 7 * 24, Seed: uint64(seed)*100 + uint64(i),
+			Base: 0.45 * g, TrendPerYear: -0.08 * g, Daily: 0.04 * g, PeakHour: 15, Weekend: 0.05 * g,
+			Noise:  forecast.Noise{Dist: forecast.Normal, SD: 0.012 * g, AR: 0.8},
+			Bursts: forecast.Bursts{PerWeek: 1, Hours: 8, GPUs: 0.03 * g}}
+		points, err := syn.Generate()
+		if err != nil {
+			return fmt.Errorf("demo: demand of %s: %w", p.ID, err)
+		}
+		samples := make([]demand.Sample, 0, len(points))
+		for _, pt := range points {
+			samples = append(samples, demand.Sample{Pool: p.ID, Hour: pt.At, GPUs: min(int64(pt.GPUs+0.5), int64(p.GPUs))})
+		}
+		n, err := eng.ImportDemand(ctx, admin, samples)
+		if err != nil {
+			return fmt.Errorf("demo: demand of %s: %w", p.ID, err)
+		}
+		total += n
+	}
+	fmt.Fprintf(e.stdout, "internal demand: a year of hourly history imported for %d pools (%d samples)\n", len(pools), total)
 	return nil
 }
 
@@ -161,6 +201,7 @@ Try, in another terminal:
   go run ./cmd/neocloud nodes list --pool ref-300mw/GB200 --limit 5
   go run ./cmd/neocloud leases list
   go run ./cmd/neocloud capacity show --pool ref-300mw/H100-SXM --step 168h --to 2160h
+  go run ./cmd/neocloud sellable --pool ref-300mw/H200-SXM --months 12
   NEOCLOUD_TOKEN_FILE=%s/acme-ai.key go run ./cmd/neocloud quote --pool ref-300mw/H200-SXM --gpus 4096 --start %s --end 720h
 
 Stop with Ctrl-C.

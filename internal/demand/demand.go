@@ -242,17 +242,16 @@ func Sellable(pred *forecast.Prediction, capAt func(time.Time) Capacity, powerPe
 	}
 	var out []Month
 	var cur *Month
+	var curMonth time.Time // the calendar month cur sums up
 	for i := range pred.Hours() {
-		t := pred.Start().Add(time.Duration(i) * time.Hour)
+		t := pred.Start().Add(time.Duration(i) * time.Hour).UTC()
 		ms := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-		if cur == nil || !cur.Start.Equal(ms) {
+		if cur == nil || !curMonth.Equal(ms) {
 			if cur != nil {
 				out = append(out, finish(*cur, powerPerGPU))
 			}
-			cur = &Month{Start: ms, HealthyGPUs: math.MaxInt64}
-			if ms.Before(pred.Start()) {
-				cur.Start = pred.Start()
-			}
+			// A month the forecast enters midway starts at its first hour.
+			cur, curMonth = &Month{Start: t, HealthyGPUs: math.MaxInt64}, ms
 		}
 		c := capAt(t)
 		cur.HealthyGPUs = min(cur.HealthyGPUs, c.Healthy)

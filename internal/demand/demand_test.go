@@ -192,11 +192,14 @@ func TestSellable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(months) < 6 {
-		t.Fatalf("Sellable gave %d months, want 6 or 7", len(months))
+	if len(months) < 6 || len(months) > 7 || !months[0].Start.Equal(pred.Start()) {
+		t.Fatalf("Sellable gave %d months from %v, want 6 or 7 from the forecast's start %v", len(months), months[0].Start, pred.Start())
 	}
 	var hours, exceed float64
-	for _, m := range months {
+	for i, m := range months {
+		if i > 0 && (m.Start.Day() != 1 || m.Start.Hour() != 0 || !m.Start.After(months[i-1].Start) || m.Start.Month() == months[i-1].Start.Month()) {
+			t.Errorf("month %d starts %v after %v: want one row per calendar month", i, m.Start, months[i-1].Start)
+		}
 		if m.SellableGPUs != max(100_000-m.HoldbackGPUs-20_000, 0) || m.SellablePower != perGPU*unit.Power(m.SellableGPUs) {
 			t.Errorf("month %v: sellable %d GPUs (%v) from healthy %d, holdback %d, guaranteed %d", m.Start, m.SellableGPUs, m.SellablePower, m.HealthyGPUs, m.HoldbackGPUs, m.GuaranteedGPUs)
 		}
