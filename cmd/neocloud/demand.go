@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -196,20 +197,16 @@ guaranteed capacity. Fitting a year of hours takes well under a second.`,
 			}
 			var rows []forecastMonth
 			for i, sp := range peaks[forecast.P50] {
+				ceil := func(v float64) int64 { return int64(math.Ceil(v)) }
 				r := forecastMonth{Start: sp.Start, P50: ceil(sp.GPUs), P90: ceil(peaks[forecast.P90][i].GPUs),
-					P95: ceil(peaks[forecast.P95][i].GPUs), P99: ceil(peaks[forecast.P99][i].GPUs)}
-				for _, s := range steps {
-					if !s.From.After(sp.Start) {
-						r.HoldbackGPUs = s.GPUs
-					}
-				}
+					P95: ceil(peaks[forecast.P95][i].GPUs), P99: ceil(peaks[forecast.P99][i].GPUs), HoldbackGPUs: demand.At(steps, sp.Start)}
 				rows = append(rows, r)
 			}
 			fmt.Fprintf(e.stderr, "fitted %d hours of %s (%s); params %s\n", len(hist), pool, m.Start().Format(time.RFC3339)+" to "+m.End().Format(time.RFC3339), m.Params())
 			return e.print(rows, func() [][]string {
 				out := [][]string{{"MONTH", "P50", "P90", "P95", "P99", "HOLDBACK"}}
 				for _, r := range rows {
-					out = append(out, []string{r.Start.Format("2006-01"), itoa(r.P50), itoa(r.P90), itoa(r.P95), itoa(r.P99), itoa(r.HoldbackGPUs)})
+					out = append(out, []string{r.Start.Format("2006-01"), i64(r.P50), i64(r.P90), i64(r.P95), i64(r.P99), i64(r.HoldbackGPUs)})
 				}
 				return out
 			})
@@ -252,8 +249,8 @@ compares. A calibrated forecast has each quantile's coverage close to it
 				for _, s := range rep.Scores {
 					out = append(out, []string{strconv.FormatFloat(s.Q, 'f', -1, 64), fmt.Sprintf("%.3f", s.Coverage), fmt.Sprintf("%.1f", s.Pinball)})
 				}
-				out = append(out, []string{}, []string{"origins", itoa(int64(rep.Origins)), ""},
-					[]string{"hours", itoa(int64(rep.Hours)), ""}, []string{"MAPE", fmt.Sprintf("%.2f%%", rep.MAPE*100), ""})
+				out = append(out, []string{}, []string{"origins", i64(int64(rep.Origins)), ""},
+					[]string{"hours", i64(int64(rep.Hours)), ""}, []string{"MAPE", fmt.Sprintf("%.2f%%", rep.MAPE*100), ""})
 				return out
 			})
 		},
@@ -266,16 +263,6 @@ compares. A calibrated forecast has each quantile's coverage close to it
 	f.IntVar(&cfg.Refit, "refit", 5, "refit the model at every n-th origin (others only move its state)")
 	return cmd
 }
-
-func ceil(v float64) int64 {
-	i := int64(v)
-	if float64(i) < v {
-		i++
-	}
-	return i
-}
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 func newDemandImportCmd(e *env) *cobra.Command {
 	var file string
@@ -318,7 +305,7 @@ its pool and hour, so importing again is harmless.`,
 				samples = samples[n:]
 			}
 			return e.print(api.DemandImport{Imported: total}, func() [][]string {
-				return [][]string{{"IMPORTED"}, {itoa(int64(total))}}
+				return [][]string{{"IMPORTED"}, {i64(int64(total))}}
 			})
 		},
 	}
@@ -347,7 +334,7 @@ func newDemandShowCmd(e *env) *cobra.Command {
 			return e.print(out, func() [][]string {
 				rows := [][]string{{"HOUR", "GPUS"}}
 				for _, s := range out.Samples {
-					rows = append(rows, []string{s.Hour.Format(time.RFC3339), itoa(s.GPUs)})
+					rows = append(rows, []string{s.Hour.Format(time.RFC3339), i64(s.GPUs)})
 				}
 				return rows
 			})
@@ -377,7 +364,7 @@ demand above that holdback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{"pool": {pool}, "months": {strconv.Itoa(months)},
-				"quantile": {strconv.FormatFloat(pol.Quantile, 'f', -1, 64)}, "buffer_permille": {itoa(pol.BufferPermille)}}
+				"quantile": {strconv.FormatFloat(pol.Quantile, 'f', -1, 64)}, "buffer_permille": {i64(pol.BufferPermille)}}
 			var out api.Sellable
 			if err := e.call(cmd.Context(), "GET", "/v1/sellable", q, nil, &out); err != nil {
 				return err
@@ -385,8 +372,8 @@ demand above that holdback.`,
 			return e.print(out, func() [][]string {
 				rows := [][]string{{"MONTH", "HEALTHY", "HOLDBACK", "GUARANTEED", "SELLABLE", "SELLABLE_MW", "EXCEED_H", "EXCEED_GPUH"}}
 				for _, m := range out.Months {
-					rows = append(rows, []string{m.Start.Format("2006-01"), itoa(m.HealthyGPUs), itoa(m.HoldbackGPUs), itoa(m.GuaranteedGPUs),
-						itoa(m.SellableGPUs), fmt.Sprintf("%.1f", m.SellableMW), fmt.Sprintf("%.1f", m.ExceedHours), fmt.Sprintf("%.0f", m.ExceedGPUHours)})
+					rows = append(rows, []string{m.Start.Format("2006-01"), i64(m.HealthyGPUs), i64(m.HoldbackGPUs), i64(m.GuaranteedGPUs),
+						i64(m.SellableGPUs), f1(m.SellableMW), f1(m.ExceedHours), fmt.Sprintf("%.0f", m.ExceedGPUHours)})
 				}
 				return rows
 			})

@@ -178,18 +178,8 @@ func (k *keyCheck) object(t reflect.Type, path string) error {
 		if err := k.value(next, sub); err != nil {
 			return err
 		}
-		k.space()
-		if k.i >= len(k.data) {
-			return errSyntax
-		}
-		switch k.data[k.i] {
-		case ',':
-			k.i++
-		case '}':
-			k.i++
-			return nil
-		default:
-			return errSyntax
+		if done, err := k.after('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -213,20 +203,28 @@ func (k *keyCheck) array(t reflect.Type, path string) error {
 		if err := k.value(elem, sub); err != nil {
 			return err
 		}
-		k.space()
-		if k.i >= len(k.data) {
-			return errSyntax
-		}
-		switch k.data[k.i] {
-		case ',':
-			k.i++
-		case ']':
-			k.i++
-			return nil
-		default:
-			return errSyntax
+		if done, err := k.after(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// after reads what follows a member or element: ',' (another follows) or
+// closer (the object or array ends: done).
+func (k *keyCheck) after(closer byte) (done bool, err error) {
+	k.space()
+	if k.i >= len(k.data) {
+		return false, errSyntax
+	}
+	switch k.data[k.i] {
+	case ',':
+		k.i++
+		return false, nil
+	case closer:
+		k.i++
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 // opens reports whether the next value is an object or an array, whose

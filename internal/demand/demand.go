@@ -196,6 +196,19 @@ func Holdback(pred *forecast.Prediction, p Policy, capGPUs int64) ([]Step, error
 	return out, nil
 }
 
+// At returns the GPUs that steps (ordered by From) hold back at t: the
+// last step from at or before t, or 0 before the first.
+func At(steps []Step, t time.Time) int64 {
+	var g int64
+	for _, s := range steps {
+		if s.From.After(t) {
+			break
+		}
+		g = s.GPUs
+	}
+	return g
+}
+
 // Month is one row of the sellable report.
 type Month struct {
 	Start time.Time `json:"start"`

@@ -176,18 +176,9 @@ func TestSellable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holdAt := func(at time.Time) int64 {
-		var g int64
-		for _, s := range steps {
-			if !s.From.After(at) {
-				g = s.GPUs
-			}
-		}
-		return g
-	}
 	perGPU := 1_700 * unit.Watt
 	months, err := Sellable(pred, func(at time.Time) Capacity {
-		return Capacity{Healthy: 100_000, Holdback: holdAt(at), Guaranteed: 20_000}
+		return Capacity{Healthy: 100_000, Holdback: At(steps, at), Guaranteed: 20_000}
 	}, perGPU)
 	if err != nil {
 		t.Fatal(err)

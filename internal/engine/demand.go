@@ -72,9 +72,6 @@ func (e *Engine) ImportDemand(ctx context.Context, p tenant.Principal, samples [
 	if err := issues.Err(); err != nil {
 		return 0, err
 	}
-	for i := range samples {
-		samples[i].Hour = samples[i].Hour.UTC()
-	}
 	err = e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
 		if err := tx.UpsertDemand(ctx, samples); err != nil {
 			return nil, err
@@ -206,13 +203,7 @@ func (e *Engine) Sellable(ctx context.Context, p tenant.Principal, pool string, 
 	}
 	rows, err := demand.Sellable(pred, func(t time.Time) demand.Capacity {
 		i := int(t.Sub(pred.Start()) / time.Hour)
-		var hb int64
-		for _, st := range steps {
-			if !st.From.After(t) {
-				hb = st.GPUs
-			}
-		}
-		return demand.Capacity{Healthy: caps[i].healthy, Holdback: hb, Guaranteed: caps[i].guaranteed}
+		return demand.Capacity{Healthy: caps[i].healthy, Holdback: demand.At(steps, t), Guaranteed: caps[i].guaranteed}
 	}, perGPU)
 	if err != nil {
 		return SellableReport{}, err
