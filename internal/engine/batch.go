@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
@@ -54,6 +55,7 @@ type effect struct {
 	changes     changes
 	nodeState   *fleet.Node
 	holdback    *holdbackChange
+	events      []event.Event // appended to the outbox, in order
 	updateLease *lease.Lease
 	remember    *IdempotentResponse
 	audit       *tenant.AuditEntry

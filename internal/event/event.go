@@ -1,0 +1,67 @@
+// Package event holds what the engine tells the outside world happened:
+// spot reclaim notices and releases, rebalance hints, lease and node
+// changes. Events are appended to the store in the same transaction as the
+// command that caused them (an outbox), numbered in commit order, and read
+// back by the server-sent event stream and the webhook dispatcher.
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Type names what happened.
+type Type string
+
+// Event types.
+const (
+	// LeaseCreated: a lease was admitted (tenant and operators).
+	LeaseCreated Type = "lease.created"
+	// LeaseCancelled: a lease was cancelled.
+	LeaseCancelled Type = "lease.cancelled"
+	// SpotReclaim: a spot lease will be released at Data.release_at
+	// (the notice); the tenant should checkpoint.
+	SpotReclaim Type = "spot.reclaim"
+	// SpotReleased: a spot lease's capacity was taken back.
+	SpotReleased Type = "spot.released"
+	// SpotRebalance: a best-effort early warning that a reclaim is
+	// likely soon (the forecast says internal demand returns).
+	SpotRebalance Type = "spot.rebalance"
+	// NodeFailed, NodeRepaired: a node changed health (operators; the
+	// tenants holding it get AllocationReplaced or a shortfall).
+	NodeState Type = "node.state"
+	// AllocationReplaced: a failed node of a guaranteed lease was
+	// replaced; Shortfall: it could not be.
+	AllocationReplaced Type = "allocation.replaced"
+	Shortfall          Type = "lease.shortfall"
+	// NodeSanitized: a node finished its wipe and is available again.
+	NodeSanitized Type = "node.sanitized"
+)
+
+// Event is one thing that happened. TenantID "" means an operator-only
+// event: tenants never see it.
+type Event struct {
+	// Seq is assigned by the store on append, increasing in commit order.
+	Seq      int64
+	At       time.Time
+	Type     Type
+	TenantID string
+	LeaseID  string // "" when not about a lease
+	// Data is the payload, a JSON object.
+	Data json.RawMessage
+}
+
+// ID is the event's stable identifier, the same on every delivery so that
+// receivers can deduplicate.
+func (e Event) ID() string { return fmt.Sprintf("ev_%016x", e.Seq) }
+
+// New returns an event with data marshalled to JSON; data must marshal
+// (a programming error otherwise panics).
+func New(at time.Time, t Type, tenantID, leaseID string, data any) Event {
+	b, err := json.Marshal(data)
+	if err != nil {
+		panic(fmt.Sprintf("event %s: %v", t, err))
+	}
+	return Event{At: at.UTC(), Type: t, TenantID: tenantID, LeaseID: leaseID, Data: b}
+}
