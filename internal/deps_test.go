@@ -24,6 +24,10 @@ func forbiddenImports() map[string][]string {
 	}
 	forbidden["engine"] = []string{"net/http", "database/sql", "github.com/jackc/", "modernc.org/", module + "api", module + "store", module + "client"}
 	forbidden["api"] = []string{module + "store", "database/sql"}
+	// The webhook sender is an adapter (it speaks HTTP) that the engine
+	// feeds through a small interface: it knows no store, engine or API.
+	forbidden["webhook"] = []string{"database/sql", "github.com/jackc/", "modernc.org/", "k8s.io/", "github.com/danielgtaylor/",
+		module + "api", module + "store", module + "engine", module + "client"}
 	return forbidden
 }
 

@@ -56,8 +56,7 @@ the dashboard join the demo as they land.`,
 				return err
 			}
 			if err := seedDemo(ctx, e, srv, o.data, preset, seed); err != nil {
-				srv.http.Close()
-				srv.st.Close()
+				srv.close()
 				return err
 			}
 			printDemoHelp(e, srv.url, o.data, srv.adminKey)

@@ -34,7 +34,8 @@ func newRoot(e *env) *cobra.Command {
 		Short: "Lease a GPU fleet's spare capacity without starving its owner",
 		Long: `neocloud is the control plane a GPU fleet's owner runs to lease the capacity
 it does not use. One binary: server (serve, demo), CLI client (sites, pools,
-nodes, tenants, keys, audit, fleet apply) and offline fleet tools.
+nodes, tenants, keys, audit, fleet apply, events, webhooks) and offline fleet
+tools.
 
 Client commands read --server / NEOCLOUD_SERVER and --token / NEOCLOUD_TOKEN
 (or --token-file / NEOCLOUD_TOKEN_FILE).`,
@@ -70,6 +71,7 @@ Client commands read --server / NEOCLOUD_SERVER and --token / NEOCLOUD_TOKEN
 		newServeCmd(e), newDemoCmd(e), newFleetCmd(e), newBenchCmd(e),
 		newSitesCmd(e), newPoolsCmd(e), newNodesCmd(e), newTenantsCmd(e), newKeysCmd(e), newAuditCmd(e), newWhoamiCmd(e),
 		newQuoteCmd(e), newLeasesCmd(e), newCapacityCmd(e), newHoldbackCmd(e), newDemandCmd(e), newSellableCmd(e),
+		newEventsCmd(e), newWebhooksCmd(e),
 	)
 	return root
 }

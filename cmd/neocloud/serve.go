@@ -18,6 +18,7 @@ import (
 	"github.com/neocloud/neocloud/internal/api"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store"
+	"github.com/neocloud/neocloud/internal/webhook"
 )
 
 type serveOptions struct {
@@ -69,6 +70,8 @@ type running struct {
 	adminKey string // path of the bootstrap key file, or "" when keys existed
 	errc     chan error
 	log      *slog.Logger
+	// stopDispatch stops the webhook dispatcher and waits for it.
+	stopDispatch func()
 }
 
 func newLogger(o serveOptions, w io.Writer) (*slog.Logger, error) {
@@ -141,11 +144,36 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 	h := api.New(api.Config{Engine: eng, Logger: logger})
 	r.http = api.HTTPServer(o.listen, h)
 	go func() { r.errc <- r.http.Serve(ln) }()
+	r.startDispatcher()
 	logger.Info("serving", "url", r.url, "db", store.Redact(o.db))
 	// The line scripts and tests read to learn the bound address (--listen
 	// 127.0.0.1:0 picks a free port).
 	fmt.Fprintf(e.stdout, "listening on %s\n", r.url)
 	return r, nil
+}
+
+// startDispatcher runs the webhook dispatcher on the engine's clock until
+// stopDispatch.
+func (r *running) startDispatcher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := webhook.NewDispatcher(webhook.Config{Source: r.eng, Changed: r.eng.EventsChanged, Clock: r.eng.Clock(),
+		Logger: r.log})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	r.stopDispatch = func() {
+		cancel()
+		<-done
+	}
+}
+
+// close stops everything at once, for a server that failed to start.
+func (r *running) close() {
+	r.http.Close()
+	r.stopDispatch()
+	r.st.Close()
 }
 
 // wait serves until ctx ends, then shuts down gracefully.
@@ -158,6 +186,7 @@ func (r *running) wait(ctx context.Context) error {
 		err = r.http.Shutdown(sctx)
 		cancel()
 	}
+	r.stopDispatch()
 	if cerr := r.st.Close(); err == nil {
 		err = cerr
 	}

@@ -127,6 +127,19 @@ func matrix() map[string]matrixEntry {
 		"POST /v1/nodes/{node}/state": {build: func(f *fixture, _ bool) req {
 			return req{method: "POST", path: "/v1/nodes/lab-1-h100-l1-n01/state", body: map[string]string{"state": "available"}}
 		}, want: allow(200, 403, 403, 403)},
+
+		// The stream itself is tested in events_test.go; follow=false
+		// answers at once. Every caller reads its own scope.
+		"GET /v1/events": {build: simple("GET", "/v1/events?follow=false"), want: allow(200, 200, 200, 200)},
+		"GET /v1/webhooks": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/webhooks?tenant=" + owner(foreign)}
+		}, want: allow(200, 200, 200, 403)},
+		"POST /v1/webhooks": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/webhooks", body: map[string]string{"tenant": owner(foreign), "url": "https://hooks.example/n"}}
+		}, want: allow(201, 403, 201, 403)},
+		"DELETE /v1/webhooks/{webhook}": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "DELETE", path: "/v1/webhooks/" + f.webhookID(owner(foreign))}
+		}, want: allow(200, 403, 200, 403)},
 	}
 }
 

@@ -227,10 +227,11 @@ func (r *recorder) send() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// secretWithheld replaces a new API key's secret in a remembered response:
-// secrets are never stored, so a replay of a key creation tells the caller
-// the key exists but cannot show its secret again.
-const secretWithheld = "(withheld: a key's secret is shown once; revoke this key and create another)"
+// secretWithheld replaces the secret of a new API key or webhook endpoint
+// in a remembered response: secrets are not stored with answers, so a
+// replay of the creation tells the caller the object exists but cannot
+// show its secret again.
+const secretWithheld = "(withheld: a secret is shown once; revoke the key or delete the webhook, and create another)"
 
 // withoutSecret returns body with a top-level "secret" field withheld.
 func withoutSecret(body []byte) []byte {

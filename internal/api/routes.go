@@ -70,6 +70,7 @@ func (s *Server) registerRoutes() {
 
 	s.registerLeaseRoutes()
 	s.registerDemandRoutes()
+	s.registerEventRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

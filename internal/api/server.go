@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -39,6 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the server's metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
+	// Heartbeat is how often an idle event stream sends a comment;
+	// 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -53,6 +57,11 @@ type Server struct {
 	routes  []Route
 
 	anonDenials denialBudget
+
+	// Event streams (events.go) end when closing is closed.
+	heartbeat time.Duration
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Route is one registered route and the permission it declares.
@@ -70,7 +79,11 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{eng: cfg.Engine, log: cfg.Logger, reg: cfg.Registry, mux: http.NewServeMux()}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	s := &Server{eng: cfg.Engine, log: cfg.Logger, reg: cfg.Registry, mux: http.NewServeMux(),
+		heartbeat: cfg.Heartbeat, closing: make(chan struct{})}
 	s.metrics = newMetrics(s.reg, s.eng)
 
 	hc := huma.DefaultConfig("Neocloud API", Version)
@@ -196,6 +209,10 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		ctx, cancel := context.WithTimeout(engine.WithRequestID(r.Context(), id), requestTimeout)
+		if streaming(r) { // an event stream lasts as long as its client
+			cancel()
+			ctx, cancel = context.WithCancel(engine.WithRequestID(r.Context(), id))
+		}
 		defer cancel()
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
@@ -246,9 +263,11 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// HTTPServer returns an *http.Server for h on addr with timeouts set.
+// HTTPServer returns an *http.Server for h on addr with timeouts set;
+// when h is a *Server, its Shutdown ends the open event streams
+// (CloseStreams).
 func HTTPServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -257,4 +276,8 @@ func HTTPServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+	if s, ok := h.(*Server); ok {
+		hs.RegisterOnShutdown(s.CloseStreams)
+	}
+	return hs
 }

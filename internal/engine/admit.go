@@ -6,7 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/placement"
 	"github.com/neocloud/neocloud/internal/unit"
 	"github.com/neocloud/neocloud/internal/valid"
@@ -45,6 +47,11 @@ type Quote struct {
 	Nodes      int
 	LeafGroups int
 	Pods       int
+	// Spot: the price per GPU-hour of the notice tier now, and the pool's
+	// utilization it follows.
+	Price               money.Money
+	Notice              string
+	UtilizationPermille int64
 }
 
 // maxEarliestTries bounds the placements tried while looking for the
@@ -72,7 +79,7 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 	}
 	l := lease.Lease{Kind: r.Kind, Pool: r.Pool, Start: r.Start, End: r.End, Packing: r.Packing, Isolation: r.Isolation}
 	if r.Kind == lease.Spot {
-		l.Start = now
+		c.resolveSpot(now, p, r, &l, &e)
 	}
 	steps := r.Schedule
 	if len(steps) == 0 {
@@ -221,17 +228,26 @@ func (c *capState) powerShift(p *poolCap, l *lease.Lease, shift time.Duration, l
 
 // admit admits r for tenant as lease id, or returns a *Refusal or a
 // *valid.Error. On success the lease and its allocations are in the
-// in-memory state; the caller persists them.
-func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request) (*lease.Lease, []lease.Allocation, error) {
+// in-memory state; the caller persists them, and what eff gathered: the
+// reclaims of spot leases that stood where a guaranteed lease goes, and
+// the lease's events.
+func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request, eff *effect) (*lease.Lease, []lease.Allocation, error) {
 	l, p, err := c.resolve(now, r)
 	if err != nil {
 		return nil, nil, err
 	}
 	l.ID, l.TenantID, l.State, l.Created = id, tenantID, lease.Scheduled, now
-	plans, ref := c.fits(p, &l, 0, false)
+	plans, victims, ref, err := c.place(now, p, &l, true)
+	if err != nil {
+		return nil, nil, err
+	}
 	if ref != nil {
-		ref.EarliestStart = c.earliest(now, p, &l)
 		return nil, nil, ref
+	}
+	for _, v := range victims {
+		if err := c.reclaim(now, v.lease, v.release, fmt.Sprintf("guaranteed lease %s starts on its nodes", id), eff); err != nil {
+			return nil, nil, err
+		}
 	}
 	lp := &l
 	var allocs []lease.Allocation
@@ -262,22 +278,89 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request) (*
 	for _, a := range allocs {
 		c.allocs[a.ID] = a
 		c.byLease[a.LeaseID] = append(c.byLease[a.LeaseID], a.ID)
+		c.noteEnd(a)
 	}
 	c.leases[id] = lp
+	if l.Kind == lease.Spot {
+		p.spotLeases[id] = lp
+		if !l.Noticed.IsZero() {
+			eff.events = append(eff.events, event.New(now, event.SpotReclaim, tenantID, id, map[string]any{
+				"pool": l.Pool, "gpus": l.MaxGPUs(), "notice": l.Notice, "release_at": l.End.UTC(), "reason": l.Reason}))
+		}
+	}
 	return lp, allocs, nil
 }
 
-// quote answers r without changing anything.
-func (c *capState) quote(now time.Time, tenantID string, r lease.Request) (Quote, error) {
+// place finds l's nodes, or the refusal with the earliest start that
+// fits. A spot lease goes on what is idle now (placeSpot). A guaranteed
+// lease that spot holds stand in the way of is placed with the spot
+// leases that can be released before it starts set aside; they are the
+// victims returned, each with its release time.
+//
+// With commit false (a quote), the index is left as it was.
+func (c *capState) place(now time.Time, p *poolCap, l *lease.Lease, commit bool) ([]placement.Plan, []victim, *Refusal, error) {
+	if l.Kind == lease.Spot {
+		plans, ref := c.placeSpot(now, p, l)
+		return plans, nil, ref, nil
+	}
+	plans, ref := c.fits(p, l, 0, false)
+	if ref == nil {
+		return plans, nil, nil, nil
+	}
+	if len(p.spotLeases) > 0 {
+		plans, victims, ref2, err := c.fitsReclaiming(now, p, l, commit)
+		switch {
+		case err != nil:
+			return nil, nil, nil, err
+		case plans != nil:
+			return plans, victims, nil, nil
+		case ref2 != nil:
+			return nil, nil, ref2, nil
+		}
+	}
+	ref.EarliestStart = c.earliest(now, p, l)
+	return nil, nil, ref, nil
+}
+
+// errNeedWriter says a quote must be answered on the writer: it sets
+// spot holds aside to see whether reclaiming them would make room.
+var errNeedWriter = errors.New("quote needs the writer")
+
+// quote answers r without changing anything (on the writer, the spot
+// holds set aside are put back before it returns).
+func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer bool) (Quote, error) {
 	l, p, err := c.resolve(now, r)
 	if err != nil {
 		return Quote{}, err
 	}
 	l.TenantID = tenantID
-	q := Quote{Kind: l.Kind, Pool: l.Pool, Start: l.Start, End: l.End, Schedule: slices.Clone(l.Schedule)}
-	plans, ref := c.fits(p, &l, 0, false)
+	q := Quote{Kind: l.Kind, Pool: l.Pool, Schedule: slices.Clone(l.Schedule)}
+	if l.Kind == lease.Spot {
+		st := c.poolNow(p, now)
+		q.UtilizationPermille = st.UtilizationPermille
+		q.Price, _ = c.policy(p).Price(st.UtilizationPermille, l.Notice)
+		q.Notice = l.Notice
+	}
+	var plans []placement.Plan
+	var ref *Refusal
+	if writer || l.Kind == lease.Spot {
+		// The writer may set spot holds aside; a spot placement may end
+		// the lease early, which the quote shows.
+		plans, _, ref, err = c.place(now, p, &l, false)
+		if err != nil {
+			return Quote{}, err
+		}
+	} else {
+		plans, ref = c.fits(p, &l, 0, false)
+		if ref != nil && len(p.spotLeases) > 0 && len(c.reclaimable(now, p, l.Start)) > 0 {
+			return Quote{}, errNeedWriter
+		}
+		if ref != nil {
+			ref.EarliestStart = c.earliest(now, p, &l)
+		}
+	}
+	q.Start, q.End = l.Start, l.End
 	if ref != nil {
-		ref.EarliestStart = c.earliest(now, p, &l)
 		q.Refusal = ref
 		return q, nil
 	}

@@ -57,8 +57,15 @@ type effect struct {
 	holdback    *holdbackChange
 	events      []event.Event // appended to the outbox, in order
 	updateLease *lease.Lease
-	remember    *IdempotentResponse
-	audit       *tenant.AuditEntry
+	// more holds further changes (ends at other instants: reclaims),
+	// written before changes; leases and nodes are lease updates and node
+	// states written after the fields above. The periodic tick and
+	// reclaims change many leases and nodes at once.
+	more     []changes
+	leases   []lease.Lease
+	nodes    []fleet.Node
+	remember *IdempotentResponse
+	audit    *tenant.AuditEntry
 }
 
 type holdbackChange struct {
@@ -323,6 +330,7 @@ func (e *Engine) commit(j *job) bool {
 		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects) })
 		cancel()
 		if err == nil {
+			e.eventsCommitted(j.effects)
 			return true
 		}
 		err = fmt.Errorf("commit: %w", err)
@@ -363,6 +371,7 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 	}
 	var audit []tenant.AuditEntry
 	var remember []IdempotentResponse
+	var events []event.Event
 	for i, eff := range effects {
 		if eff == nil {
 			continue
@@ -378,11 +387,18 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		if eff.remember != nil {
 			remember = append(remember, *eff.remember)
 		}
-		if len(ch.ends) == 0 && eff.nodeState == nil && eff.holdback == nil && eff.updateLease == nil {
+		events = append(events, eff.events...)
+		if len(ch.ends) == 0 && eff.nodeState == nil && eff.holdback == nil && eff.updateLease == nil &&
+			len(eff.more) == 0 && len(eff.leases) == 0 && len(eff.nodes) == 0 {
 			allocs = append(allocs, ch.allocs...)
 			continue
 		}
 		if err := flush(); err != nil {
+			return err
+		}
+		// Further changes first: a reclaim ends spot allocations where
+		// the command's own allocations go.
+		if err := e.persistChanges(ctx, tx, eff.more); err != nil {
 			return err
 		}
 		if len(ch.ends) > 0 {
@@ -415,9 +431,17 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 				return err
 			}
 		}
+		if err := e.persistMore(ctx, tx, eff); err != nil {
+			return err
+		}
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if len(events) > 0 {
+		if err := tx.AppendEvents(ctx, events); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
 	}
 	if len(audit) > 0 {
 		if err := tx.AppendAudits(ctx, audit); err != nil {
@@ -428,6 +452,43 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		// One cutoff for the batch: the first record's.
 		if err := tx.RememberResponses(ctx, remember, remember[0].Created.Add(-IdempotencyTTL)); err != nil {
 			return fmt.Errorf("remember responses: %w", err)
+		}
+	}
+	return nil
+}
+
+// persistChanges writes changes in order.
+func (e *Engine) persistChanges(ctx context.Context, tx Tx, more []changes) error {
+	for _, ch := range more {
+		if len(ch.ends) > 0 {
+			if err := tx.EndAllocations(ctx, ch.ends, ch.at); err != nil {
+				return err
+			}
+		}
+		if len(ch.allocs) > 0 {
+			if err := tx.InsertAllocations(ctx, ch.allocs); err != nil {
+				return err
+			}
+		}
+		for _, s := range ch.shortfalls {
+			if err := tx.InsertShortfall(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// persistMore writes an effect's lease updates and node states.
+func (e *Engine) persistMore(ctx context.Context, tx Tx, eff *effect) error {
+	for _, l := range eff.leases {
+		if err := tx.UpdateLease(ctx, l); err != nil {
+			return err
+		}
+	}
+	for _, n := range eff.nodes {
+		if err := tx.SetNodeState(ctx, n.Name, n.State); err != nil {
+			return err
 		}
 	}
 	return nil

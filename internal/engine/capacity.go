@@ -10,8 +10,10 @@ import (
 
 	"github.com/neocloud/neocloud/internal/calendar"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/handover"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/placement"
+	"github.com/neocloud/neocloud/internal/spot"
 	"github.com/neocloud/neocloud/internal/unit"
 )
 
@@ -37,6 +39,8 @@ type poolCap struct {
 	gpusPerNode   unit.GPUs
 	nodeFacilityW unit.Power // the largest node's facility power (IT × PUE)
 	holdbackSteps []HoldbackStep
+	internal      int64                   // the owner's own use now, as last reported
+	spotLeases    map[string]*lease.Lease // live spot leases, by ID
 
 	healthy, holdback, contract, reservation, spot, free, idle *calendar.Calendar
 }
@@ -76,10 +80,25 @@ type capState struct {
 	allocs    map[string]lease.Allocation
 	byLease   map[string][]string // lease ID → allocation IDs
 	nextAlloc map[string]int      // lease ID → next allocation suffix
+
+	// Spot and hand-over (spot.go).
+	spotPolicy map[string]spot.Policy // by pool ID; others get the default
+	handover   handover.Policy
+	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
+	ends       endHeap                 // allocation ends not yet ticked
+	ticked     time.Time               // the last tick
+	rebalanced map[string]bool         // spot leases sent a rebalance event
+	reclaims   int64                   // reclaim notices given since load
 }
 
 // schedulable reports whether placement may put leases on a node in state s.
 func schedulable(s fleet.State) bool { return s == fleet.Available || s == fleet.Allocated }
+
+// inService reports whether a node in state s counts as healthy capacity:
+// schedulable, or passing through hand-over.
+func inService(s fleet.State) bool {
+	return schedulable(s) || s == fleet.Sanitizing || s == fleet.Draining
+}
 
 // loadCapacity rebuilds the in-memory capacity from the store, with the
 // calendars' origin at the start of now's hour.
@@ -89,7 +108,9 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 	c := &capState{origin: origin, slots: slots, horizon: horizon,
 		pools: map[string]*poolCap{}, byName: map[string]fleet.Node{}, byOrd: map[int64]fleet.Node{},
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
-		byLease: map[string][]string{}, nextAlloc: map[string]int{}}
+		byLease: map[string][]string{}, nextAlloc: map[string]int{},
+		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{},
+		ticked: origin, rebalanced: map[string]bool{}}
 
 	sites, err := r.Sites(ctx)
 	if err != nil {
@@ -117,8 +138,12 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		p.physical += n.GPUs
 		p.gpusPerNode = max(p.gpusPerNode, n.GPUs)
 		p.nodeFacilityW = max(p.nodeFacilityW, n.ITPower.Scale(pue[n.Site], 1000))
-		if schedulable(n.State) {
+		if inService(n.State) {
 			p.add(p.healthy, 0, slots, int64(n.GPUs))
+		}
+		if n.State == fleet.Sanitizing {
+			// The wipe's start was not kept: it lasts its time from now.
+			c.wiping[n.Ordinal] = handover.Node{State: handover.Sanitizing, Since: now}
 		}
 	}
 	c.sumGPUs(nodes)
@@ -146,6 +171,9 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 			continue
 		}
 		c.leases[l.ID] = l
+		if p := c.pools[l.Pool]; p != nil && l.Kind == lease.Spot {
+			p.spotLeases[l.ID] = l
+		}
 	}
 	allocs, err := r.Allocations(ctx, AllocationFilter{EndAfter: origin})
 	if err != nil {
@@ -222,7 +250,8 @@ func (c *capState) pool(id string) *poolCap {
 		return p
 	}
 	nc := func() *calendar.Calendar { return calendar.New(c.origin, c.slots) }
-	p := &poolCap{id: id, healthy: nc(), holdback: nc(), contract: nc(), reservation: nc(), spot: nc(), free: nc(), idle: nc()}
+	p := &poolCap{id: id, healthy: nc(), holdback: nc(), contract: nc(), reservation: nc(), spot: nc(), free: nc(), idle: nc(),
+		spotLeases: map[string]*lease.Lease{}}
 	c.pools[id] = p
 	return p
 }
@@ -301,6 +330,7 @@ func (c *capState) addAlloc(l *lease.Lease, a lease.Allocation) error {
 	c.count(l, a, +1)
 	c.allocs[a.ID] = a
 	c.byLease[a.LeaseID] = append(c.byLease[a.LeaseID], a.ID)
+	c.noteEnd(a)
 	return nil
 }
 
@@ -328,6 +358,7 @@ func (c *capState) endAlloc(l *lease.Lease, a lease.Allocation, at time.Time) (r
 	a.End = at
 	c.allocs[a.ID] = a
 	c.count(l, a, +1)
+	c.noteEnd(a)
 	return false, nil
 }
 

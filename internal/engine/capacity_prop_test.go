@@ -13,6 +13,8 @@ import (
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/money"
+	"github.com/neocloud/neocloud/internal/spot"
 	"github.com/neocloud/neocloud/internal/store/dbtest"
 	"github.com/neocloud/neocloud/internal/store/postgres"
 	"github.com/neocloud/neocloud/internal/store/sqlite"
@@ -92,6 +94,16 @@ func capacityStateMachine(t *testing.T, open func() engine.Store) {
 				case !errors.As(err, &ref):
 					rt.Fatalf("holdback: %v", err)
 				}
+			case 8:
+				if _, err := e.Tick(ctx); err != nil {
+					rt.Fatalf("tick: %v", err)
+				}
+				if rapid.Bool().Draw(rt, "internal") {
+					g := int64(8 * rapid.IntRange(0, 16).Draw(rt, "internal_nodes"))
+					if _, err := e.SetInternalUse(ctx, admin, pool, g); err != nil {
+						rt.Fatalf("internal use %d: %v", g, err)
+					}
+				}
 			default:
 				clk.Advance(time.Duration(rapid.IntRange(0, 6*60).Draw(rt, "advance_min")) * time.Minute)
 			}
@@ -113,6 +125,11 @@ func requestRandom(rt *rapid.T, e *engine.Engine, now time.Time) (lease.Lease, b
 	switch kind {
 	case lease.Spot:
 		r.Start = time.Time{}
+		r.MaxPrice = money.USD(int64(rapid.IntRange(1, 20).Draw(rt, "max_price_usd")) * 1_000_000)
+		r.Notice = rapid.SampledFrom([]string{"", "2m", "30m", "24h"}).Draw(rt, "notice")
+		if rapid.Bool().Draw(rt, "open_ended") {
+			r.End = time.Time{}
+		}
 	case lease.Contract:
 		if rapid.Bool().Draw(rt, "ramp") && end.Sub(start) > time.Hour {
 			mid := start.Add(end.Sub(start) / 2).Truncate(time.Hour)
@@ -214,6 +231,20 @@ func checkInvariants(t *rapid.T, st engine.Store, now time.Time, window [2]time.
 		}
 	}
 
+	// 5. Reclaim touches only spot, and only after the tier's notice.
+	for _, l := range w.leases {
+		if l.Noticed.IsZero() {
+			continue
+		}
+		if l.Kind.Guaranteed() {
+			t.Fatalf("guaranteed lease %s was given a reclaim notice: %s", l.ID, l.Reason)
+		}
+		tier, ok := spot.DefaultPolicy(money.USD(1)).Tier(l.Notice)
+		if !ok || l.End.Sub(l.Noticed) < tier.Notice {
+			t.Fatalf("spot lease %s (tier %q) noticed at %s is released at %s, within its notice", l.ID, l.Notice, l.Noticed, l.End)
+		}
+	}
+
 	first := now.Truncate(time.Hour)
 	if first.Before(now) {
 		first = first.Add(time.Hour)
@@ -226,7 +257,7 @@ func checkInvariants(t *rapid.T, st engine.Store, now time.Time, window [2]time.
 	}
 	healthy := int64(0)
 	for _, n := range w.nodes {
-		if n.State == fleet.Available || n.State == fleet.Allocated {
+		if n.State == fleet.Available || n.State == fleet.Allocated || n.State == fleet.Sanitizing {
 			healthy += int64(n.GPUs)
 		}
 	}
@@ -240,7 +271,7 @@ func checkInvariants(t *rapid.T, st engine.Store, now time.Time, window [2]time.
 			}
 			for o := a.NodeFrom; o < a.NodeTo; o++ {
 				n := w.nodes[o]
-				if n.State != fleet.Available && n.State != fleet.Allocated {
+				if n.State != fleet.Available && n.State != fleet.Allocated && n.State != fleet.Sanitizing {
 					t.Fatalf("at %s: allocation %s holds node %s, which is %s", h, a.ID, n.Name, n.State)
 				}
 				power[n.Site+"/"+n.PowerDomain] += int64(n.ITPower)

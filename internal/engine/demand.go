@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/demand"
@@ -31,8 +33,10 @@ func (e *Engine) ImportDemand(ctx context.Context, p tenant.Principal, samples [
 	}
 	now := e.clock.Now()
 	known := map[string]bool{}
+	physical := map[string]int64{}
 	for _, pl := range pools {
 		known[pl.ID] = true
+		physical[pl.ID] = int64(pl.GPUs)
 	}
 	var issues valid.Error
 	switch {
@@ -81,6 +85,20 @@ func (e *Engine) ImportDemand(ctx context.Context, p tenant.Principal, samples [
 	})
 	if err != nil {
 		return 0, err
+	}
+	// A sample of the current hour is the owner's use now: spot makes
+	// room for it.
+	hour := now.UTC().Truncate(time.Hour)
+	current := map[string]int64{}
+	for _, s := range samples {
+		if s.Hour.Equal(hour) {
+			current[s.Pool] = s.GPUs
+		}
+	}
+	for _, pool := range slices.Sorted(maps.Keys(current)) {
+		if _, err := e.SetInternalUse(ctx, p, pool, min(current[pool], physical[pool])); err != nil {
+			return len(samples), fmt.Errorf("demand stored; internal use of %s now: %w", pool, err)
+		}
 	}
 	return len(samples), nil
 }

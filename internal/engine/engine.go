@@ -44,6 +44,10 @@ type Engine struct {
 	keyMu    sync.Mutex
 	keyCache map[string]tenant.Key
 	keyGen   uint64
+
+	// events wakes the readers of the event outbox after a commit that
+	// appended to it (events.go).
+	events notifier
 }
 
 // Config holds the engine's dependencies; Store is required, the others

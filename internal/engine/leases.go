@@ -92,7 +92,8 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 		if err != nil {
 			return nil, nil, err
 		}
-		l, allocs, err := c.admit(now, id, tenantID, r)
+		eff := &effect{}
+		l, allocs, err := c.admit(now, id, tenantID, r, eff)
 		var ref *Refusal
 		switch {
 		case errors.As(err, &ref):
@@ -102,11 +103,12 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 		case err != nil:
 			return nil, nil, err
 		}
-		return &effect{insertLease: l, changes: changes{allocs: allocs},
-				audit: &tenant.AuditEntry{Action: "lease.create", Object: "lease/" + id, TenantID: tenantID,
-					Detail: fmt.Sprintf("kind=%s pool=%s start=%s end=%s gpus=%d allocations=%d", l.Kind, l.Pool,
-						l.Start.UTC().Format(time.RFC3339), l.End.UTC().Format(time.RFC3339), l.MaxGPUs(), len(allocs))}},
-			LeaseResult{Lease: *l, Allocations: allocs}, nil
+		eff.insertLease, eff.changes = l, changes{allocs: allocs}
+		eff.events = append(eff.events, leaseCreatedEvents(now, l, allocs)...)
+		eff.audit = &tenant.AuditEntry{Action: "lease.create", Object: "lease/" + id, TenantID: tenantID,
+			Detail: fmt.Sprintf("kind=%s pool=%s start=%s end=%s gpus=%d allocations=%d spot_reclaimed=%d", l.Kind, l.Pool,
+				l.Start.UTC().Format(time.RFC3339), l.End.UTC().Format(time.RFC3339), l.MaxGPUs(), len(allocs), len(eff.leases))}
+		return eff, LeaseResult{Lease: *l, Allocations: allocs}, nil
 	}), nil
 }
 
@@ -120,9 +122,21 @@ func (e *Engine) Quote(ctx context.Context, p tenant.Principal, tenantID string,
 	}
 	var q Quote
 	err = e.readCap(ctx, func(c *capState) error {
-		q, err = c.quote(e.clock.Now(), tenantID, r)
+		q, err = c.quote(e.clock.Now(), tenantID, r, false)
 		return err
 	})
+	if errors.Is(err, errNeedWriter) {
+		// Spot holds stand where the lease would go: the writer sets
+		// them aside to see whether reclaiming them makes room.
+		v, werr := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+			q, err := c.quote(now, tenantID, r, true)
+			return nil, q, err
+		}).Wait()
+		if werr != nil {
+			return Quote{}, werr
+		}
+		return v.(Quote), nil
+	}
 	return q, err
 }
 
@@ -160,7 +174,7 @@ func (e *Engine) CancelLease(ctx context.Context, p tenant.Principal, id, reason
 		if cl == nil {
 			return nil, nil, fmt.Errorf("lease %s is %s: %w", id, l.StateAt(now), ErrState)
 		}
-		return &effect{changes: ch, updateLease: cl, audit: &tenant.AuditEntry{Action: "lease.cancel", Object: "lease/" + id,
+		return &effect{changes: ch, updateLease: cl, events: leaseCancelledEvents(now, cl, ch), audit: &tenant.AuditEntry{Action: "lease.cancel", Object: "lease/" + id,
 			TenantID: cl.TenantID, Detail: fmt.Sprintf("reason=%q allocations_ended=%d", reason, len(ch.ends))}}, *cl, nil
 	}).Wait()
 	if err != nil {
@@ -277,7 +291,7 @@ func (e *Engine) SetNodeState(ctx context.Context, p tenant.Principal, name stri
 			return nil, res, nil
 		}
 		res.Replaced = ch.replaced
-		return &effect{changes: ch, nodeState: &n, audit: &tenant.AuditEntry{Action: "node.state", Object: "node/" + name,
+		return &effect{changes: ch, nodeState: &n, events: nodeStateEvents(c, now, n, old, reason, ch), audit: &tenant.AuditEntry{Action: "node.state", Object: "node/" + name,
 			Detail: fmt.Sprintf("state=%s from=%s reason=%q allocations_ended=%d shortfalls=%d", st, old, reason, len(ch.ends), len(ch.shortfalls))}}, res, nil
 	}).Wait()
 	if err != nil {

@@ -44,6 +44,10 @@ func (c *capState) cancel(now time.Time, id, reason string) (*lease.Lease, chang
 	}
 	l.State, l.Cancelled, l.Reason = lease.Cancelled, now, reason
 	delete(c.leases, id)
+	if p := c.pools[l.Pool]; p != nil {
+		delete(p.spotLeases, id)
+	}
+	delete(c.rebalanced, id)
 	out := *l
 	return &out, ch, nil
 }
@@ -70,23 +74,21 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 		return fleet.Node{}, changes{}, e.Err()
 	}
 	ch := changes{at: now}
-	was, will := schedulable(n.State), schedulable(st)
+	was, will := inService(n.State), inService(st)
 	n.State = st
 	c.byName[name], c.byOrd[n.Ordinal] = n, n
+	delete(c.wiping, n.Ordinal) // available confirms a wipe; failed or maintenance ends it
+	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {
+		return fleet.Node{}, changes{}, err
+	}
 	p := c.pools[n.PoolID()]
 	switch {
 	case was && !will:
-		if err := c.ix.SetSchedulable(n.Ordinal, false); err != nil {
-			return fleet.Node{}, changes{}, err
-		}
 		p.add(p.healthy, c.floor(now), c.slots, -int64(n.GPUs))
 		if err := c.evict(now, n, &ch); err != nil {
 			return fleet.Node{}, changes{}, err
 		}
 	case !was && will:
-		if err := c.ix.SetSchedulable(n.Ordinal, true); err != nil {
-			return fleet.Node{}, changes{}, err
-		}
 		p.add(p.healthy, c.ceil(now), c.slots, int64(n.GPUs))
 	}
 	return n, ch, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/neocloud/neocloud/internal/demand"
+	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
@@ -74,6 +75,18 @@ type Reader interface {
 	// Demand returns pool's measured internal demand over [from, to),
 	// ordered by hour; a zero to means no end.
 	Demand(ctx context.Context, pool string, from, to time.Time) ([]demand.Sample, error)
+
+	// Events returns the events f selects, ordered by Seq.
+	Events(ctx context.Context, f EventFilter) ([]event.Event, error)
+	// LastEventSeq returns the Seq of the last event appended, 0 when
+	// there is none.
+	LastEventSeq(ctx context.Context) (int64, error)
+	// Webhook returns the webhook endpoint with that ID, disabled or not,
+	// or ErrNotFound.
+	Webhook(ctx context.Context, id string) (event.Webhook, error)
+	// Webhooks returns the endpoints f selects, ordered by creation time
+	// then ID.
+	Webhooks(ctx context.Context, f WebhookFilter) ([]event.Webhook, error)
 }
 
 // Tx is one read-write transaction. Its reads see its own writes.
@@ -114,7 +127,7 @@ type Tx interface {
 	// is taken or given twice. After an error the transaction stays usable
 	// and nothing of ls is stored.
 	InsertLeases(ctx context.Context, ls []lease.Lease) error
-	// UpdateLease writes l's State, Reason, End and Cancelled over the
+	// UpdateLease writes l's State, Reason, End, Cancelled and Noticed over the
 	// stored lease of l.ID; ErrNotFound when there is none.
 	UpdateLease(ctx context.Context, l lease.Lease) error
 	// InsertShortfall stores s; tenant.ErrExists when the ID is taken.
@@ -140,6 +153,20 @@ type Tx interface {
 	// scope and key (of two in rs, the later), and deletes every record
 	// created before expireBefore.
 	RememberResponses(ctx context.Context, rs []IdempotentResponse, expireBefore time.Time) error
+
+	// AppendEvents appends es in order; the store numbers them (their Seq
+	// is ignored), each above every event appended before. Data must be a
+	// JSON value (nil stores null).
+	AppendEvents(ctx context.Context, es []event.Event) error
+	// CreateWebhook stores w (its Disabled and Delivery too);
+	// tenant.ErrExists when the ID is taken.
+	CreateWebhook(ctx context.Context, w event.Webhook) error
+	// DisableWebhook marks webhook id disabled at at; one already
+	// disabled keeps its first time. ErrNotFound when there is none.
+	DisableWebhook(ctx context.Context, id string, at time.Time) error
+	// UpdateWebhookDelivery writes d over webhook id's delivery state;
+	// ErrNotFound when there is none.
+	UpdateWebhookDelivery(ctx context.Context, id string, d event.Delivery) error
 }
 
 // Store errors.
@@ -198,6 +225,23 @@ type AuditFilter struct {
 	TenantID string // "" = all
 	Before   int64
 	Limit    int
+}
+
+// EventFilter selects events, ordered by Seq. After is a cursor: only
+// events with Seq > After. TenantID "" selects every event, operator-only
+// ones included; a tenant ID selects that tenant's only. Limit <= 0 means
+// 100.
+type EventFilter struct {
+	TenantID string
+	After    int64
+	Limit    int
+}
+
+// WebhookFilter selects webhook endpoints. TenantID "" selects every
+// endpoint, operators' and every tenant's.
+type WebhookFilter struct {
+	TenantID        string
+	IncludeDisabled bool
 }
 
 // FleetRevision is one applied fleet file.

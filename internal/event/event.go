@@ -65,3 +65,33 @@ func New(at time.Time, t Type, tenantID, leaseID string, data any) Event {
 	}
 	return Event{At: at.UTC(), Type: t, TenantID: tenantID, LeaseID: leaseID, Data: b}
 }
+
+// Webhook is an endpoint that receives events by signed POST, in order,
+// each at least once. TenantID "" is an operator endpoint: it receives
+// every event, operator-only ones included; a tenant's endpoint receives
+// only that tenant's events.
+type Webhook struct {
+	ID       string
+	TenantID string
+	URL      string
+	// Secret signs every call (HMAC-SHA256 keyed with the secret's
+	// characters); it is shown once, when the endpoint is created.
+	Secret   string
+	Created  time.Time
+	Disabled time.Time // zero while enabled; deleted endpoints are disabled, not removed
+	Delivery Delivery
+}
+
+// Delivery is where an endpoint's delivery stands: every event up to
+// LastSeq was delivered or given up; the next one has failed Attempts
+// times so far and is due at NextAttempt (zero: now).
+type Delivery struct {
+	LastSeq     int64
+	Attempts    int
+	NextAttempt time.Time
+	// LastStatus and LastError are the last attempt's outcome: the HTTP
+	// status (0 when no answer came back) and why it failed ("" when it
+	// succeeded).
+	LastError  string
+	LastStatus int
+}

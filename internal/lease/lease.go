@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/unit"
 )
 
@@ -131,6 +132,13 @@ type Lease struct {
 	Reason    string
 	Created   time.Time
 	Cancelled time.Time // zero unless cancelled
+	// Spot terms: the highest price per GPU-hour and the notice tier.
+	MaxPrice money.Money
+	Notice   string
+	// Noticed is when a spot lease was told it is reclaimed (zero when
+	// not): its capacity is released at End, at least the tier's notice
+	// later.
+	Noticed time.Time
 }
 
 // StateAt returns the lease's state at now.

@@ -8,6 +8,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/unit"
 	"github.com/neocloud/neocloud/internal/valid"
 )
@@ -28,7 +29,21 @@ func TestValidate(t *testing.T) {
 		fields []string // nil when valid
 	}{
 		{"reservation", res, nil},
-		{"spot", func() Request { return Request{Kind: Spot, Pool: "s/H100", End: hour(5), GPUs: 8} }, nil},
+		{"spot", func() Request {
+			return Request{Kind: Spot, Pool: "s/H100", End: hour(5), GPUs: 8, MaxPrice: money.USD(2_500_000)}
+		}, nil},
+		{"open-ended spot", func() Request {
+			return Request{Kind: Spot, Pool: "s/H100", GPUs: 8, MaxPrice: money.USD(2_500_000), Notice: "30m"}
+		}, nil},
+		{"spot without max price", func() Request { return Request{Kind: Spot, Pool: "s/H100", GPUs: 8} }, []string{"max_price"}},
+		{"spot max price too high", func() Request {
+			return Request{Kind: Spot, Pool: "s/H100", GPUs: 8, MaxPrice: money.USD(MaxPriceMicros + 1)}
+		}, []string{"max_price"}},
+		{"spot off-hour end", func() Request {
+			return Request{Kind: Spot, Pool: "s/H100", GPUs: 8, MaxPrice: money.USD(1), End: hour(5).Add(time.Minute)}
+		}, []string{"end"}},
+		{"max price on a reservation", func() Request { r := res(); r.MaxPrice = money.USD(1); return r }, []string{"max_price"}},
+		{"notice on a reservation", func() Request { r := res(); r.Notice = "2m"; return r }, []string{"notice"}},
 		{"contract ramp", func() Request {
 			return Request{Kind: Contract, Pool: "s/H100", Start: hour(1), End: hour(100),
 				Schedule: []Step{{From: hour(1), GPUs: 8}, {From: hour(10), Power: 5 * unit.Megawatt}}}
@@ -53,7 +68,7 @@ func TestValidate(t *testing.T) {
 		{"negative gpus", func() Request { r := res(); r.GPUs = -8; return r }, []string{"gpus"}},
 		{"too many gpus", func() Request { r := res(); r.GPUs = MaxGPUs + 1; return r }, []string{"gpus"}},
 		{"spot with start", func() Request {
-			return Request{Kind: Spot, Pool: "s/H100", Start: hour(1), End: hour(5), GPUs: 8}
+			return Request{Kind: Spot, Pool: "s/H100", Start: hour(1), End: hour(5), GPUs: 8, MaxPrice: money.USD(1)}
 		}, []string{"start"}},
 		{"schedule on a reservation", func() Request {
 			r := res()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/unit"
 	"github.com/neocloud/neocloud/internal/valid"
 )
@@ -24,7 +25,17 @@ type Request struct {
 	Schedule  []Step
 	Packing   Packing   // "" = any
 	Isolation Isolation // "" = shared-leaf
+	// MaxPrice is a spot lease's highest price per GPU-hour: when the
+	// price of its notice tier rises above it, the lease is reclaimed
+	// (after notice). Required for spot, empty otherwise.
+	MaxPrice money.Money
+	// Notice is a spot lease's notice tier (e.g. "2m", "30m", "24h"; ""
+	// = the shortest the pool offers). Empty for other kinds.
+	Notice string
 }
+
+// MaxPriceMicros bounds a spot lease's maximum price: $10,000 per GPU-hour.
+const MaxPriceMicros = 10_000_000_000
 
 // MaxGPUs bounds one request; it keeps every product of GPUs and hours far
 // from overflow.
@@ -75,7 +86,21 @@ func (r Request) Validate(now, horizon time.Time) error {
 			e.Add("start", r.Start.Format(time.RFC3339), "must not be before the current hour (%s)", now.Truncate(time.Hour).UTC().Format(time.RFC3339))
 		}
 	}
-	wholeHour(&e, "end", r.End)
+	if r.Kind != Spot || !r.End.IsZero() {
+		wholeHour(&e, "end", r.End) // a spot lease without end runs until ended or reclaimed
+	}
+	if r.Kind == Spot {
+		if r.MaxPrice.Micros <= 0 || r.MaxPrice.Micros > MaxPriceMicros {
+			e.Add("max_price", r.MaxPrice.String(), "is required for spot: the most you pay per GPU-hour, above 0 and at most %s", money.Format(MaxPriceMicros))
+		}
+	} else {
+		if !r.MaxPrice.IsZero() {
+			e.Add("max_price", r.MaxPrice.String(), "is only for spot leases")
+		}
+		if r.Notice != "" {
+			e.Add("notice", r.Notice, "is only for spot leases")
+		}
+	}
 	if !r.End.IsZero() && !start.IsZero() && !r.End.After(start) {
 		e.Add("end", r.End.Format(time.RFC3339), "must be after start")
 	}

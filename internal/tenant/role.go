@@ -59,6 +59,13 @@ const (
 	PermCapacityWrite Permission = "capacity:write"
 	// PermNodesWrite changes node states (failed, repaired, maintenance).
 	PermNodesWrite Permission = "nodes:write"
+	// PermEventsRead is the event stream: a tenant's own events, every
+	// event (operator-only ones too) for operators.
+	PermEventsRead Permission = "events:read"
+	// PermWebhooksRead lists webhook endpoints (never their secrets);
+	// PermWebhooksWrite creates and deletes them.
+	PermWebhooksRead  Permission = "webhooks:read"
+	PermWebhooksWrite Permission = "webhooks:write"
 )
 
 // grants is the role → permission table; object-level scoping (a tenant role
@@ -69,11 +76,13 @@ var grants = map[Role]map[Permission]bool{
 		PermTenantRead: true, PermTenantWrite: true, PermKeysRead: true, PermKeysWrite: true,
 		PermAuditRead: true, PermLeasesRead: true, PermLeasesWrite: true, PermCapacityRead: true,
 		PermCapacityWrite: true, PermNodesWrite: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true,
 	},
 	OperatorViewer: {
 		PermSelf: true, PermFleetRead: true, PermNodesRead: true,
 		PermTenantRead: true, PermKeysRead: true, PermAuditRead: true,
 		PermLeasesRead: true, PermCapacityRead: true,
+		PermEventsRead: true, PermWebhooksRead: true,
 	},
 	// Tenants see the catalog of sites and pools (what they can ask for), not
 	// the owner's nodes.
@@ -81,9 +90,11 @@ var grants = map[Role]map[Permission]bool{
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
 		PermKeysRead: true, PermKeysWrite: true, PermAuditRead: true,
 		PermLeasesRead: true, PermLeasesWrite: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true,
 	},
 	TenantViewer: {
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true, PermLeasesRead: true,
+		PermEventsRead: true,
 	},
 }
 

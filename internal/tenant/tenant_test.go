@@ -89,6 +89,10 @@ func TestRolePermissions(t *testing.T) {
 		{tenant.TenantViewer, tenant.PermKeysRead, false},
 		{tenant.TenantViewer, tenant.PermFleetRead, true},
 		{tenant.TenantViewer, tenant.PermPublic, true},
+		{tenant.TenantViewer, tenant.PermEventsRead, true},
+		{tenant.TenantViewer, tenant.PermWebhooksRead, false},
+		{tenant.TenantAdmin, tenant.PermWebhooksWrite, true},
+		{tenant.OperatorViewer, tenant.PermWebhooksWrite, false},
 		{tenant.Role("root"), tenant.PermSelf, false},
 		{tenant.OperatorAdmin, tenant.Permission(""), false},
 	}

@@ -1,10 +1,10 @@
 // Package webhook signs, sends and verifies Neocloud's webhook calls.
 //
-// Each call is a POST of a JSON event with three headers:
+// Each call is a POST of a JSON event (Payload) with three headers:
 //
-//	Neocloud-Event-Id:  evt_...           (the same on every retry: receivers dedupe on it)
-//	Neocloud-Event-Type: spot.reclaim_notice
-//	Neocloud-Signature: t=1767225600,v1=5257a869...
+//	Neocloud-Event-Id:   ev_000000000000002a   (the same on every retry: receivers dedupe on it)
+//	Neocloud-Event-Type: spot.reclaim
+//	Neocloud-Signature:  t=1767225600,v1=5257a869...
 //
 // v1 is the hex HMAC-SHA256, under the endpoint's secret, of the decimal
 // timestamp t, a dot, and the raw body. A receiver recomputes it (Verify)
@@ -14,7 +14,9 @@
 //
 // Sending is one attempt at a time (Attempt): the caller keeps the queue
 // durable (the engine's outbox), and asks Backoff when to try again;
-// Retryable says whether an outcome is worth another try.
+// Retryable says whether an outcome is worth another try. The Dispatcher
+// does that for every endpoint, reading the outbox through a Source (the
+// engine) so that this package knows nothing of the store.
 package webhook
 
 import (

@@ -12,6 +12,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
 )
@@ -56,17 +57,22 @@ func decodeSchedule(s string) ([]lease.Step, error) {
 	return steps, nil
 }
 
-const leaseColumns = `id, tenant_id, kind, pool, start_us, end_us, schedule, packing, isolation, state, reason, created_us, cancelled_us`
+const leaseColumns = `id, tenant_id, kind, pool, start_us, end_us, schedule, packing, isolation, state, reason, created_us, cancelled_us, max_price_micros, notice, noticed_us`
 
 func scanLease(row interface{ Scan(...any) error }) (lease.Lease, error) {
 	var l lease.Lease
 	var start, end, created int64
 	var schedule string
-	var cancelled sql.NullInt64
+	var cancelled, noticed sql.NullInt64
+	var maxPrice int64
 	if err := row.Scan(&l.ID, &l.TenantID, &l.Kind, &l.Pool, &start, &end, &schedule, &l.Packing, &l.Isolation,
-		&l.State, &l.Reason, &created, &cancelled); err != nil {
+		&l.State, &l.Reason, &created, &cancelled, &maxPrice, &l.Notice, &noticed); err != nil {
 		return lease.Lease{}, err
 	}
+	if maxPrice != 0 {
+		l.MaxPrice = money.USD(maxPrice)
+	}
+	l.Noticed = fromNullMicros(noticed)
 	steps, err := decodeSchedule(schedule)
 	if err != nil {
 		return lease.Lease{}, fmt.Errorf("lease %s: %w", l.ID, err)
@@ -180,7 +186,8 @@ func (t *tx) insertLeases(ctx context.Context, ls []lease.Lease) error {
 	return t.insertAll(ctx, leasesInsert, len(ls), func(i int, args []any) ([]any, error) {
 		l := ls[i]
 		return append(args, l.ID, l.TenantID, string(l.Kind), l.Pool, micros(l.Start), micros(l.End), encodeSchedule(l.Schedule),
-			string(l.Packing), string(l.Isolation), string(l.State), l.Reason, micros(l.Created), nullMicros(l.Cancelled)), nil
+			string(l.Packing), string(l.Isolation), string(l.State), l.Reason, micros(l.Created), nullMicros(l.Cancelled),
+			l.MaxPrice.Micros, l.Notice, nullMicros(l.Noticed)), nil
 	}, func(err error) error {
 		if !errors.Is(err, tenant.ErrExists) {
 			return err
@@ -203,9 +210,9 @@ func (t *tx) insertLeases(ctx context.Context, ls []lease.Lease) error {
 }
 
 // leasesInsert inserts leases.
-var leasesInsert = bulkInsert{table: "leases", columns: leaseColumns, cols: 13}
+var leasesInsert = bulkInsert{table: "leases", columns: leaseColumns, cols: 16}
 
-// UpdateLease writes l's State, Reason, End and Cancelled over the stored
+// UpdateLease writes l's State, Reason, End, Cancelled and Noticed over the stored
 // lease of l.ID; it returns an error wrapping engine.ErrNotFound when there
 // is none, and a plain error for an unknown state or an End not after the
 // stored Start.
@@ -225,8 +232,8 @@ func (t *tx) UpdateLease(ctx context.Context, l lease.Lease) error {
 		return fmt.Errorf("store: update lease %s: end %s is not after the start %s", l.ID,
 			l.End.Format(time.RFC3339Nano), fromMicros(start).Format(time.RFC3339Nano))
 	}
-	if _, err := t.c.exec(ctx, `UPDATE leases SET state = ?, reason = ?, end_us = ?, cancelled_us = ? WHERE id = ?`,
-		string(l.State), l.Reason, micros(l.End), nullMicros(l.Cancelled), l.ID); err != nil {
+	if _, err := t.c.exec(ctx, `UPDATE leases SET state = ?, reason = ?, end_us = ?, cancelled_us = ?, noticed_us = ? WHERE id = ?`,
+		string(l.State), l.Reason, micros(l.End), nullMicros(l.Cancelled), nullMicros(l.Noticed), l.ID); err != nil {
 		return fmt.Errorf("store: update lease %s: %w", l.ID, err)
 	}
 	return nil

@@ -244,6 +244,7 @@ type stmtCache struct {
 // writeQueries are the statements the write pool prepares.
 func writeQueries(d *Dialect) []string {
 	qs := append(batchQueries(d), idempotencyQueries(d)...)
+	qs = append(qs, eventQueries(d)...)
 	if d.UndoByRowid {
 		qs = append(qs, leasesInsert.lastRowidQuery(), allocationsInsert.lastRowidQuery())
 	}

@@ -70,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store, opts ...Option) {
 		{"Audit", testAudit},
 		{"Audit/AppendOnly", testAuditAppendOnly},
 		{"Idempotency", testIdempotency},
+		{"Events", testEvents},
+		{"Webhooks", testWebhooks},
 		{"Update/ErrorRollsBack", testUpdateError},
 		{"Update/PanicRollsBack", testUpdatePanic},
 		{"Update/ReadsOwnWrites", testUpdateReadsOwnWrites},

@@ -1,0 +1,670 @@
+package engine
+
+import (
+	"cmp"
+	"container/heap"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/event"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/handover"
+	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/money"
+	"github.com/neocloud/neocloud/internal/placement"
+	"github.com/neocloud/neocloud/internal/spot"
+	"github.com/neocloud/neocloud/internal/valid"
+)
+
+// Spot, reclaim and hand-over in the capacity state (docs/spot-reclaim.md).
+//
+// A spot lease holds its nodes from the moment it is admitted until the
+// tenant ends it, its end, or a reclaim: then its allocations end at the
+// release time, at least its notice tier after the notice. Guaranteed
+// admission counts ignore spot (free = healthy − holdback − guaranteed);
+// when placement finds no nodes because spot holds them, the spot holds
+// that can be released by the lease's start (their notice fits before it)
+// are set aside, placement runs again, and the spot leases whose nodes it
+// picks are reclaimed. Spot itself is admitted on what is idle now:
+// healthy − guaranteed − the owner's actual use − a buffer − spot.
+
+// DefaultSpotBase is the spot base price per GPU-hour (the price at 50%
+// utilization, before the notice tier's premium) by GPU model, from the
+// open-market prices in FLEET.md; other models get DefaultSpotBaseOther.
+var DefaultSpotBase = map[string]money.Money{
+	"H100-SXM": money.USD(2_100_000),
+	"H200-SXM": money.USD(2_600_000),
+	"GB200":    money.USD(4_550_000), // $9.1 per superchip of 2 GPUs
+}
+
+// DefaultSpotBaseOther is the base price of a model DefaultSpotBase lacks.
+var DefaultSpotBaseOther = money.USD(2_000_000)
+
+// RebalancePermille is the headroom, in thousandths of a pool's healthy
+// GPUs, under which the leases next in line for a reclaim get a
+// best-effort rebalance event: the owner's demand is closing in.
+const RebalancePermille = 20
+
+// policy returns pool p's spot policy.
+func (c *capState) policy(p *poolCap) spot.Policy {
+	if c.spotPolicy != nil {
+		if pol, ok := c.spotPolicy[p.id]; ok {
+			return pol
+		}
+	}
+	base, ok := DefaultSpotBase[p.id[strings.IndexByte(p.id, '/')+1:]]
+	if !ok {
+		base = DefaultSpotBaseOther
+	}
+	return spot.DefaultPolicy(base)
+}
+
+// PoolNow is a pool's capacity at one instant, in GPUs, and its spot
+// prices.
+type PoolNow struct {
+	Pool       string
+	At         time.Time
+	Healthy    int64
+	Guaranteed int64 // contract and reservation allocations this hour
+	Contract   int64
+	Internal   int64 // the owner's own use, as last reported
+	Spot       int64 // held by spot leases now
+	SpotLive   int64 // of Spot, held by leases not under a reclaim notice
+	Buffer     int64 // never sold as spot
+	Sanitizing int64 // GPUs of nodes being wiped
+	// SpotIdle is what spot may still take: healthy − guaranteed −
+	// internal − buffer − spot, at least 0.
+	SpotIdle int64
+	// UtilizationPermille is (internal + guaranteed + spot) / healthy.
+	UtilizationPermille int64
+	// Prices are the spot price per GPU-hour of each notice tier now.
+	Prices []TierPrice
+	// SpotByTier is the GPUs held by spot leases now, by tier name.
+	SpotByTier map[string]int64
+}
+
+// TierPrice is a notice tier's price per GPU-hour now.
+type TierPrice struct {
+	Tier   string
+	Notice time.Duration
+	Price  money.Money
+}
+
+// poolNow returns p's capacity at now.
+func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
+	s := max(c.floor(now), 0)
+	pol := c.policy(p)
+	st := PoolNow{Pool: p.id, At: now, Healthy: p.healthy.At(s), Contract: p.contract.At(s),
+		Internal: p.internal, SpotByTier: map[string]int64{}}
+	st.Guaranteed = st.Contract + p.reservation.At(s)
+	for _, l := range p.spotLeases {
+		g := c.heldGPUs(l, now)
+		st.Spot += g
+		st.SpotByTier[l.Notice] += g
+		if l.Noticed.IsZero() {
+			st.SpotLive += g
+		}
+	}
+	for o := range c.wiping {
+		if n := c.byOrd[o]; n.PoolID() == p.id {
+			st.Sanitizing += int64(n.GPUs)
+		}
+	}
+	st.Buffer = (st.Healthy*pol.BufferPermille + 999) / 1000
+	st.SpotIdle = max(pol.Sellable(st.Healthy, st.Guaranteed, st.Internal)-st.Spot, 0)
+	st.UtilizationPermille = spot.Utilization(st.Internal+st.Guaranteed+st.Spot, st.Healthy)
+	for _, t := range pol.Tiers {
+		price, _ := pol.Price(st.UtilizationPermille, t.Name)
+		st.Prices = append(st.Prices, TierPrice{Tier: t.Name, Notice: t.Notice, Price: price})
+	}
+	return st
+}
+
+// heldGPUs returns the GPUs lease l holds at now.
+func (c *capState) heldGPUs(l *lease.Lease, now time.Time) int64 {
+	var g int64
+	for _, aid := range c.byLease[l.ID] {
+		if a := c.allocs[aid]; !now.Before(a.Start) && now.Before(a.End) {
+			g += c.runGPUs(a.NodeFrom, a.NodeTo)
+		}
+	}
+	return g
+}
+
+// resolveSpot fills a spot lease's terms: it starts now, runs until the
+// horizon when no end is given, and takes the pool's shortest notice tier
+// when none is named.
+func (c *capState) resolveSpot(now time.Time, p *poolCap, r lease.Request, l *lease.Lease, e *valid.Error) {
+	l.Start = now
+	if l.End.IsZero() {
+		l.End = c.horizonEnd(now)
+	}
+	l.MaxPrice = r.MaxPrice
+	pol := c.policy(p)
+	l.Notice = r.Notice
+	if l.Notice == "" && len(pol.Tiers) > 0 {
+		l.Notice = pol.Tiers[0].Name
+	}
+	if _, ok := pol.Tier(l.Notice); !ok {
+		names := make([]string, len(pol.Tiers))
+		for i, t := range pol.Tiers {
+			names[i] = t.Name
+		}
+		e.Add("notice", r.Notice, "must be one of pool %s's notice tiers %v", p.id, names)
+	}
+}
+
+// notice returns spot lease l's notice period.
+func (c *capState) notice(l *lease.Lease) time.Duration {
+	if p := c.pools[l.Pool]; p != nil {
+		if t, ok := c.policy(p).Tier(l.Notice); ok {
+			return t.Notice
+		}
+	}
+	return 0
+}
+
+// placeSpot admits spot lease l on what is idle now: its price and the
+// idle GPUs are checked, then nodes are placed over its whole window when
+// they are free that long, else over the notice period (plus an hour) —
+// so that no guaranteed allocation starts on them within the notice — and
+// the lease then ends where the first of its nodes is booked; it is told
+// so at once (l.Noticed).
+func (c *capState) placeSpot(now time.Time, p *poolCap, l *lease.Lease) ([]placement.Plan, *Refusal) {
+	st := c.poolNow(p, now)
+	pol := c.policy(p)
+	tier, _ := pol.Tier(l.Notice)
+	price, err := pol.Price(st.UtilizationPermille, l.Notice)
+	if err != nil {
+		return nil, &Refusal{Reason: "price", Detail: err.Error()}
+	}
+	if l.MaxPrice.Micros < price.Micros {
+		return nil, &Refusal{Reason: "price", Detail: fmt.Sprintf(
+			"the %s spot price in pool %s is %s per GPU-hour at %.1f%% utilization, above max_price %s",
+			l.Notice, p.id, price, float64(st.UtilizationPermille)/10, l.MaxPrice)}
+	}
+	need := int64(l.MaxGPUs())
+	if need > st.SpotIdle {
+		return nil, &Refusal{Reason: "capacity", Detail: fmt.Sprintf(
+			"pool %s has %d GPUs idle for spot now (healthy %d − guaranteed %d − internal use %d − buffer %d − spot %d); %d asked",
+			p.id, st.SpotIdle, st.Healthy, st.Guaranteed, st.Internal, st.Buffer, st.Spot, need)}
+	}
+	// The longest window, of a few, over which nodes are free and power
+	// has room; the shortest is the notice (at least an hour), so that no
+	// guaranteed allocation starts on them within it.
+	req := placement.Request{Pool: l.Pool, Nodes: int(need / int64(p.gpusPerNode)), Start: now,
+		Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID}
+	var plan placement.Plan
+	err = nil
+	for _, w := range []time.Duration{0, 30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour, max(tier.Notice, time.Hour)} {
+		req.End = l.End
+		if w > 0 && now.Add(w).Before(l.End) {
+			req.End = now.Add(w)
+		} else if w > 0 {
+			continue
+		}
+		if plan, err = placement.Place(c.ix, req); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		if pe, ok := err.(*placement.Error); ok {
+			return nil, &Refusal{Reason: string(pe.Reason), Detail: pe.Detail}
+		}
+		return nil, &Refusal{Reason: "topology", Detail: err.Error()}
+	}
+	if req.End.Before(l.End) {
+		// The lease runs while its nodes stay free and power has room,
+		// and is told at once when that ends.
+		end := l.End
+		for _, o := range plan.Nodes {
+			for _, h := range c.ix.HoldsOn(o, now) {
+				if h.Start.After(now) && h.Start.Before(end) {
+					end = h.Start
+				}
+			}
+		}
+		if !c.ix.PowerFits(plan.Nodes, now, end) {
+			end = req.End
+		}
+		if end.Before(l.End) {
+			l.End = end
+			l.Noticed = now
+			l.Reason = "reclaim scheduled: its nodes are booked or their power is committed from " + end.UTC().Format(time.RFC3339)
+		}
+	}
+	return []placement.Plan{plan}, nil
+}
+
+// reclaimable returns pool p's spot holds that can be released by
+// start: those of leases not already under notice whose notice period,
+// given now, ends by start — in victim order (spot.Victims).
+func (c *capState) reclaimable(now time.Time, p *poolCap, start time.Time) []*lease.Lease {
+	var out []*lease.Lease
+	for _, l := range p.spotLeases {
+		if l.Noticed.IsZero() && !now.Add(c.notice(l)).After(start) {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, victimOrder)
+	return out
+}
+
+// victimOrder orders spot leases as spot.Victims does: lowest maximum
+// price first, then the newest, then by ID.
+func victimOrder(a, b *lease.Lease) int {
+	return cmp.Or(cmp.Compare(a.MaxPrice.Micros, b.MaxPrice.Micros), b.Start.Compare(a.Start), cmp.Compare(a.ID, b.ID))
+}
+
+// setAside takes the holds of leases ls out of the placement index and
+// returns them, by lease.
+func (c *capState) setAside(now time.Time, ls []*lease.Lease) (map[string][]placement.Hold, error) {
+	out := map[string][]placement.Hold{}
+	for _, l := range ls {
+		for _, aid := range c.byLease[l.ID] {
+			a := c.allocs[aid]
+			if !a.End.After(now) {
+				continue
+			}
+			if err := c.ix.Remove(aid); err != nil {
+				return nil, err
+			}
+			out[l.ID] = append(out[l.ID], hold(l, a))
+		}
+	}
+	return out, nil
+}
+
+// putBack returns holds to the index, ended at until when it is earlier
+// than their end (zero: as they were).
+func (c *capState) putBack(hs []placement.Hold, until time.Time) error {
+	for _, h := range hs {
+		if !until.IsZero() && until.Before(h.End) {
+			if !until.After(h.Start) {
+				continue
+			}
+			h.End = until
+		}
+		if err := c.ix.Add(h); err != nil {
+			return fmt.Errorf("put back spot hold %s: %w", h.ID, err)
+		}
+	}
+	return nil
+}
+
+// fitsReclaiming is fits for a guaranteed lease that spot holds stand in
+// the way of: with the spot holds that can be released by l's start set
+// aside, it places l; the spot leases whose nodes the plans take are the
+// victims, each released at the first start of a segment that takes one of
+// its nodes. When the power budgets then lack room (the others are back in
+// full), more spot leases, in victim order, are released at l's start
+// until they have it. In the index the victims' holds end at their
+// release: the caller reclaims them (commit) or they are put back as they
+// were. The refusal's earliest start is searched with the spot set aside.
+// It returns nothing at all when no spot lease can be released in time.
+func (c *capState) fitsReclaiming(now time.Time, p *poolCap, l *lease.Lease, commit bool) ([]placement.Plan, []victim, *Refusal, error) {
+	for _, s := range l.Segments() {
+		if from, to := c.floor(s.Start), c.ceil(s.End); from < 0 || to > c.slots || p.free.Min(from, to) < int64(s.GPUs) {
+			return nil, nil, nil, nil // the counts refuse it: spot is not what stands in the way
+		}
+	}
+	cands := c.reclaimable(now, p, l.Start)
+	if len(cands) == 0 {
+		return nil, nil, nil, nil
+	}
+	aside, err := c.setAside(now, cands)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	restore := func(victims []victim) error {
+		for _, v := range victims {
+			for _, h := range aside[v.lease.ID] {
+				if err := c.ix.Remove(h.ID); err != nil && !errors.Is(err, placement.ErrNotFound) {
+					return err
+				}
+			}
+			delete(aside, v.lease.ID)
+			if err := c.putBack(c.holdsOf(v.lease, now), time.Time{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	plans, ref := c.fits(p, l, 0, false)
+	if ref != nil {
+		ref.EarliestStart = c.earliest(now, p, l)
+		for _, v := range cands {
+			if err := c.putBack(aside[v.ID], time.Time{}); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		return nil, nil, ref, nil
+	}
+	segs := l.Segments()
+	var victims []victim
+	isVictim := map[string]bool{}
+	for _, v := range cands {
+		release := time.Time{}
+		for _, h := range aside[v.ID] {
+			for i, pl := range plans {
+				s := segs[i]
+				if !s.Start.Before(h.End) || !h.Start.Before(s.End) {
+					continue
+				}
+				if slices.ContainsFunc(pl.Nodes, func(o int64) bool { return o >= h.NodeFrom && o < h.NodeTo }) &&
+					(release.IsZero() || s.Start.Before(release)) {
+					release = s.Start
+				}
+			}
+		}
+		if !release.IsZero() {
+			victims = append(victims, victim{lease: v, release: release})
+			isVictim[v.ID] = true
+		}
+	}
+	for _, v := range cands {
+		if !isVictim[v.ID] {
+			if err := c.putBack(aside[v.ID], time.Time{}); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	for _, v := range victims {
+		if err := c.putBack(aside[v.lease.ID], v.release); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	powerOK := func() bool {
+		for i, pl := range plans {
+			if !c.ix.PowerFits(pl.Nodes, segs[i].Start, segs[i].End) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, v := range cands {
+		if powerOK() {
+			break
+		}
+		if isVictim[v.ID] {
+			continue
+		}
+		for _, h := range aside[v.ID] {
+			if err := c.ix.End(h.ID, l.Start); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		victims = append(victims, victim{lease: v, release: l.Start})
+		isVictim[v.ID] = true
+	}
+	if !powerOK() {
+		if err := restore(victims); err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, nil, &Refusal{Reason: "power", Detail: fmt.Sprintf(
+			"pool %s: the power domains lack room over the window even with the spot leases that can be released by %s reclaimed",
+			p.id, l.Start.UTC().Format(time.RFC3339))}, nil
+	}
+	if !commit {
+		if err := restore(victims); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return plans, victims, nil, nil
+}
+
+// holdsOf returns lease l's holds in the index's terms, from its
+// allocations ending after now.
+func (c *capState) holdsOf(l *lease.Lease, now time.Time) []placement.Hold {
+	var out []placement.Hold
+	for _, aid := range c.byLease[l.ID] {
+		if a := c.allocs[aid]; a.End.After(now) {
+			out = append(out, hold(l, a))
+		}
+	}
+	return out
+}
+
+// victim is a spot lease to reclaim, released at release.
+type victim struct {
+	lease   *lease.Lease
+	release time.Time
+}
+
+// reclaim gives spot lease l notice at now: its allocations end at
+// release (at least its notice after now, as the callers choose it), the
+// lease records the notice, and the tenant gets a spot.reclaim event.
+func (c *capState) reclaim(now time.Time, l *lease.Lease, release time.Time, why string, eff *effect) error {
+	if release.Before(now.Add(c.notice(l))) {
+		return fmt.Errorf("reclaim %s: release %s is within the %s notice", l.ID, release.Format(time.RFC3339), l.Notice)
+	}
+	if !release.Before(l.End) {
+		return nil // it ends by itself by then: nothing to reclaim
+	}
+	ch := changes{at: release}
+	gpus := c.heldGPUs(l, now)
+	for _, aid := range slices.Clone(c.byLease[l.ID]) {
+		a := c.allocs[aid]
+		if !a.End.After(release) {
+			continue
+		}
+		if _, err := c.endAlloc(l, a, release); err != nil {
+			return fmt.Errorf("reclaim %s: %w", l.ID, err)
+		}
+		ch.ends = append(ch.ends, aid)
+	}
+	l.End = release
+	l.Noticed, l.Reason = now, "reclaimed: "+why
+	eff.more = append(eff.more, ch)
+	eff.leases = append(eff.leases, *l)
+	eff.events = append(eff.events, event.New(now, event.SpotReclaim, l.TenantID, l.ID, map[string]any{
+		"pool": l.Pool, "gpus": gpus, "notice": l.Notice, "release_at": release.UTC(), "reason": why}))
+	c.reclaims++
+	return nil
+}
+
+// reclaimForOwner reclaims spot in pool p until the owner's use, the
+// guaranteed leases and the spot not under notice fit the healthy GPUs
+// with the buffer to spare, in victim order, each released after its
+// notice; then it sends rebalance events to the next leases in line when
+// the headroom is under RebalancePermille.
+func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error {
+	st := c.poolNow(p, now)
+	need := st.Internal + st.Guaranteed + st.SpotLive + st.Buffer - st.Healthy
+	why := fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
+	pol := c.policy(p)
+	var holders []spot.Holder
+	byID := map[string]*lease.Lease{}
+	for _, l := range p.spotLeases {
+		if !l.Noticed.IsZero() {
+			continue
+		}
+		byID[l.ID] = l
+		holders = append(holders, spot.Holder{LeaseID: l.ID, GPUs: c.heldGPUs(l, now), MaxPrice: l.MaxPrice, Start: l.Start, Tier: l.Notice})
+	}
+	slices.SortFunc(holders, func(a, b spot.Holder) int { return cmp.Compare(a.LeaseID, b.LeaseID) })
+	// Outbid: the price of its tier rose above the lease's maximum.
+	for _, h := range pol.Outbid(holders, st.UtilizationPermille) {
+		l := byID[h.LeaseID]
+		price, _ := pol.Price(st.UtilizationPermille, h.Tier)
+		if err := c.reclaim(now, l, now.Add(c.notice(l)), fmt.Sprintf("outbid: the %s price is %s per GPU-hour, above max_price %s", l.Notice, price, l.MaxPrice), eff); err != nil {
+			return err
+		}
+		need -= h.GPUs
+		delete(byID, h.LeaseID)
+	}
+	holders = slices.DeleteFunc(holders, func(h spot.Holder) bool { return byID[h.LeaseID] == nil })
+	victims, _ := spot.Victims(holders, need)
+	for _, h := range victims {
+		l := byID[h.LeaseID]
+		if err := c.reclaim(now, l, now.Add(c.notice(l)), why, eff); err != nil {
+			return err
+		}
+		delete(byID, h.LeaseID)
+	}
+	holders = slices.DeleteFunc(holders, func(h spot.Holder) bool { return byID[h.LeaseID] == nil })
+	// Rebalance: the next in line, once each.
+	want := st.Healthy * RebalancePermille / 1000
+	headroom := -need
+	if victims != nil {
+		headroom = 0
+	}
+	if headroom < want {
+		next, _ := spot.Victims(slices.DeleteFunc(holders, func(h spot.Holder) bool { return c.rebalanced[h.LeaseID] }), want-headroom)
+		for _, h := range next {
+			c.rebalanced[h.LeaseID] = true
+			l := byID[h.LeaseID]
+			eff.events = append(eff.events, event.New(now, event.SpotRebalance, l.TenantID, l.ID, map[string]any{
+				"pool": l.Pool, "gpus": h.GPUs, "notice": l.Notice,
+				"reason": fmt.Sprintf("pool %s has %d GPUs of headroom before spot is reclaimed", p.id, max(headroom, 0))}))
+		}
+	}
+	return nil
+}
+
+// setInternal records the owner's use of pool now and reclaims spot for it.
+func (c *capState) setInternal(now time.Time, pool string, gpus int64) (*effect, error) {
+	p := c.pools[pool]
+	var e valid.Error
+	if p == nil {
+		e.Add("pool", pool, "must be a pool of the fleet (site/MODEL)")
+		return nil, e.Err()
+	}
+	if gpus < 0 || gpus > int64(p.physical) {
+		e.Add("gpus", gpus, "must be between 0 and the pool's %d GPUs", p.physical)
+		return nil, e.Err()
+	}
+	p.internal = gpus
+	eff := &effect{}
+	if err := c.reclaimForOwner(now, p, eff); err != nil {
+		return nil, err
+	}
+	return eff, nil
+}
+
+// endHeap orders allocation ends, earliest first, so that the tick finds
+// the nodes released since the last one.
+type endHeap []allocEnd
+
+type allocEnd struct {
+	at time.Time
+	id string
+}
+
+func (h endHeap) Len() int { return len(h) }
+func (h endHeap) Less(i, j int) bool {
+	return h[i].at.Before(h[j].at) || h[i].at.Equal(h[j].at) && h[i].id < h[j].id
+}
+func (h endHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)   { *h = append(*h, x.(allocEnd)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// noteEnd records that allocation a ends at a.End.
+func (c *capState) noteEnd(a lease.Allocation) {
+	heap.Push(&c.ends, allocEnd{at: a.End, id: a.ID})
+}
+
+// tick brings the capacity state to now: nodes whose allocations ended
+// are wiped (hand-over), wipes that have lasted their time end, spot
+// leases whose release came are gone, and every pool's spot is checked
+// against the owner's use and prices.
+func (c *capState) tick(now time.Time) (*effect, error) {
+	eff := &effect{}
+	// Released nodes start their wipe.
+	for len(c.ends) > 0 && !c.ends[0].at.After(now) {
+		x := heap.Pop(&c.ends).(allocEnd)
+		a, ok := c.allocs[x.id]
+		if !ok || !a.End.Equal(x.at) || !x.at.After(c.ticked) {
+			continue
+		}
+		for o := a.NodeFrom; o < a.NodeTo; o++ {
+			c.release(o, a.TenantID, a.End, eff)
+		}
+	}
+	// Wipes that have lasted their time.
+	var done []int64
+	for o, n := range c.wiping {
+		if n2, ok := n.Tick(c.handover, now); ok && n2.State == handover.Available {
+			done = append(done, o)
+		}
+	}
+	slices.Sort(done)
+	for _, o := range done {
+		c.sanitized(o, now, eff)
+	}
+	// Spot leases whose release came.
+	var gone []*lease.Lease
+	for _, p := range c.pools {
+		for _, l := range p.spotLeases {
+			if !l.End.After(now) {
+				gone = append(gone, l)
+			}
+		}
+	}
+	slices.SortFunc(gone, func(a, b *lease.Lease) int { return cmp.Compare(a.ID, b.ID) })
+	for _, l := range gone {
+		delete(c.pools[l.Pool].spotLeases, l.ID)
+		delete(c.rebalanced, l.ID)
+		if !l.Noticed.IsZero() {
+			eff.events = append(eff.events, event.New(now, event.SpotReleased, l.TenantID, l.ID, map[string]any{
+				"pool": l.Pool, "released_at": l.End.UTC(), "reason": l.Reason}))
+		}
+	}
+	ids := make([]string, 0, len(c.pools))
+	for id := range c.pools {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := c.reclaimForOwner(now, c.pools[id], eff); err != nil {
+			return nil, err
+		}
+	}
+	c.ticked = now
+	return eff, nil
+}
+
+// release starts the wipe of node o, which tenant held until at, unless
+// the same tenant holds it again from at (the node stays with it) or the
+// node is out of service.
+func (c *capState) release(o int64, tenantID string, at time.Time, eff *effect) {
+	n, ok := c.byOrd[o]
+	if !ok || !schedulable(n.State) {
+		return
+	}
+	for _, h := range c.ix.HoldsOn(o, at) {
+		if h.TenantID == tenantID && !h.Start.After(at) {
+			return // reassigned to the holder it leaves: no hand-over
+		}
+	}
+	ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
+	ho, _ = ho.Release(at)
+	ho, _ = ho.Released(at)
+	c.wiping[o] = ho
+	n.State = fleet.Sanitizing
+	c.byName[n.Name], c.byOrd[o] = n, n
+	_ = c.ix.SetSchedulable(o, false)
+	eff.nodes = append(eff.nodes, n)
+}
+
+// sanitized ends node o's wipe at now.
+func (c *capState) sanitized(o int64, now time.Time, eff *effect) {
+	delete(c.wiping, o)
+	n := c.byOrd[o]
+	if n.State != fleet.Sanitizing {
+		return
+	}
+	n.State = fleet.Available
+	c.byName[n.Name], c.byOrd[o] = n, n
+	_ = c.ix.SetSchedulable(o, true)
+	eff.nodes = append(eff.nodes, n)
+	eff.events = append(eff.events, event.New(now, event.NodeSanitized, "", "", map[string]any{"node": n.Name, "pool": n.PoolID()}))
+}
