@@ -19,6 +19,7 @@ import (
 // leaseFlags are the flags of quote and leases create.
 type leaseFlags struct {
 	tenant, kind, pool, start, end, packing, isolation string
+	maxPrice, notice                                   string
 	gpus                                               int64
 	steps                                              []string
 }
@@ -34,10 +35,13 @@ func (f *leaseFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.steps, "step", nil, "contract ramp step FROM=GPUS or FROM=NNmw, repeatable (first FROM = --start)")
 	fl.StringVar(&f.packing, "packing", "", "any, node, nvlink-domain, leaf or pod (default any)")
 	fl.StringVar(&f.isolation, "isolation", "", "shared-leaf or dedicated-leaf (default shared-leaf)")
+	fl.StringVar(&f.maxPrice, "max-price", "", "spot: the most paid per GPU-hour, USD (e.g. 3.50); above it the lease is reclaimed")
+	fl.StringVar(&f.notice, "notice", "", "spot: notice tier, e.g. 2m, 30m or 24h (default the shortest; longer costs more)")
 }
 
 func (f *leaseFlags) request() (api.LeaseRequest, error) {
-	r := api.LeaseRequest{Tenant: f.tenant, Kind: f.kind, Pool: f.pool, GPUs: f.gpus, Packing: f.packing, Isolation: f.isolation}
+	r := api.LeaseRequest{Tenant: f.tenant, Kind: f.kind, Pool: f.pool, GPUs: f.gpus, Packing: f.packing, Isolation: f.isolation,
+		MaxPrice: f.maxPrice, Notice: f.notice}
 	var err error
 	if f.start != "" {
 		if r.Start, err = time.Parse(time.RFC3339, f.start); err != nil {
@@ -79,6 +83,7 @@ func newQuoteCmd(e *env) *cobra.Command {
 		Use:   "quote",
 		Short: "Ask whether a lease would be admitted now: where, or why not and from when",
 		Example: `  neocloud quote --pool ref-300mw/H100-SXM --gpus 1024 --start 2027-01-01T00:00:00Z --end 720h
+  neocloud quote --kind spot --pool ref-300mw/H100-SXM --gpus 64 --max-price 4.00 --notice 30m
   neocloud quote --kind contract --pool ref-300mw/GB200 --start 2027-01-01T00:00:00Z --end 2029-01-01T00:00:00Z \
       --step 2027-01-01T00:00:00Z=20mw --step 2027-03-01T00:00:00Z=40mw --packing nvlink-domain`,
 		Args: cobra.NoArgs,
@@ -100,9 +105,9 @@ func newQuoteCmd(e *env) *cobra.Command {
 				for _, s := range q.Schedule {
 					gpus = max(gpus, s.GPUs)
 				}
-				return [][]string{{"FEASIBLE", "POOL", "START", "END", "GPUS", "NODES", "LEAF_GROUPS", "PODS", "REASON", "EARLIEST_START", "DETAIL"},
+				return [][]string{{"FEASIBLE", "POOL", "START", "END", "GPUS", "NODES", "LEAF_GROUPS", "PODS", "PRICE", "REASON", "EARLIEST_START", "DETAIL"},
 					{strconv.FormatBool(q.Feasible), q.Pool, ts(q.Start), ts(q.End), i64(gpus), strconv.Itoa(q.Nodes), strconv.Itoa(q.LeafGroups),
-						strconv.Itoa(q.Pods), dash(q.Reason), earliest, dash(q.Detail)}}
+						strconv.Itoa(q.Pods), dash(q.Price), dash(q.Reason), earliest, dash(q.Detail)}}
 			})
 		},
 	}

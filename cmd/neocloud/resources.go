@@ -153,7 +153,7 @@ func newNodesCmd(e *env) *cobra.Command {
 	fl.IntVar(&limit, "limit", 100, "nodes per page (1-5000)")
 	fl.StringVar(&cursor, "cursor", "", "start after this node name (the previous page's next_cursor)")
 	fl.BoolVar(&all, "all", false, "follow every page")
-	cmd.AddCommand(list, newNodeStateCmd(e))
+	cmd.AddCommand(list, newNodeStateCmd(e), newNodeSanitizedCmd(e))
 	return cmd
 }
 

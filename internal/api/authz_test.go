@@ -128,6 +128,13 @@ func matrix() map[string]matrixEntry {
 			return req{method: "POST", path: "/v1/nodes/lab-1-h100-l1-n01/state", body: map[string]string{"state": "available"}}
 		}, want: allow(200, 403, 403, 403)},
 
+		"GET /v1/spot/prices": {build: simple("GET", "/v1/spot/prices?pool=lab-1/H100-SXM"), want: allow(200, 200, 200, 200)},
+		"POST /v1/internal-use": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/internal-use", body: map[string]any{"pool": "lab-1/H100-SXM", "gpus": 0}}
+		}, want: allow(200, 403, 403, 403)},
+		// The node is not being wiped: the operator's confirmation is a 409.
+		"POST /v1/nodes/{node}/sanitized": {build: simple("POST", "/v1/nodes/lab-1-h100-l1-n01/sanitized"), want: allow(409, 403, 403, 403)},
+
 		// The stream itself is tested in events_test.go; follow=false
 		// answers at once. Every caller reads its own scope.
 		"GET /v1/events": {build: simple("GET", "/v1/events?follow=false"), want: allow(200, 200, 200, 200)},

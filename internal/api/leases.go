@@ -10,8 +10,10 @@ import (
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
+	"github.com/neocloud/neocloud/internal/valid"
 )
 
 // registerLeaseRoutes adds quotes, leases, capacity, holdback and node
@@ -60,16 +62,27 @@ type LeaseRequest struct {
 	Kind      string    `json:"kind" required:"true" enum:"contract,reservation,spot"`
 	Pool      string    `json:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$" doc:"site/GPU-MODEL, e.g. ref-300mw/H100-SXM"`
 	Start     time.Time `json:"start,omitzero" doc:"First hour (whole UTC hour); omitted for spot, which starts now."`
-	End       time.Time `json:"end" required:"true" doc:"End of the window (whole UTC hour), exclusive."`
+	End       time.Time `json:"end,omitzero" doc:"End of the window (whole UTC hour), exclusive; required but for spot, which without one runs until ended or reclaimed."`
 	GPUs      int64     `json:"gpus,omitempty" doc:"Size of a reservation or spot lease, or of a contract without ramp steps; whole nodes."`
 	Schedule  []Step    `json:"schedule,omitempty" maxItems:"1000" doc:"A contract's ramp steps."`
 	Packing   string    `json:"packing,omitempty" enum:"any,node,nvlink-domain,leaf,pod" doc:"Topology packing; default any."`
 	Isolation string    `json:"isolation,omitempty" enum:"shared-leaf,dedicated-leaf" doc:"dedicated-leaf: no other tenant under the same leaf switches; default shared-leaf."`
+	MaxPrice  string    `json:"max_price,omitempty" pattern:"^[0-9]{1,5}(\\.[0-9]{1,6})?$" doc:"Spot only, required: the most paid per GPU-hour, USD as a decimal string (\"3.50\"). Above it the lease is reclaimed after its notice."`
+	Notice    string    `json:"notice,omitempty" maxLength:"16" doc:"Spot only: the notice tier (2m, 30m, 24h by default; longer notice costs more); default the shortest."`
 }
 
 func (r LeaseRequest) domain() (lease.Request, error) {
 	out := lease.Request{Kind: lease.Kind(r.Kind), Pool: r.Pool, Start: r.Start, End: r.End, GPUs: unit.GPUs(r.GPUs),
-		Packing: lease.Packing(r.Packing), Isolation: lease.Isolation(r.Isolation)}
+		Packing: lease.Packing(r.Packing), Isolation: lease.Isolation(r.Isolation), Notice: r.Notice}
+	if r.MaxPrice != "" {
+		m, err := money.Parse(r.MaxPrice, "USD")
+		if err != nil {
+			var v valid.Error
+			v.Add("max_price", r.MaxPrice, "must be a decimal amount of USD per GPU-hour, e.g. \"3.50\"")
+			return lease.Request{}, v.Err()
+		}
+		out.MaxPrice = m
+	}
 	for _, s := range r.Schedule {
 		w, err := unit.PowerFromMW(s.MW)
 		if err != nil {
@@ -104,6 +117,9 @@ type Lease struct {
 	Reason    string     `json:"reason,omitempty"`
 	Created   time.Time  `json:"created"`
 	Cancelled *time.Time `json:"cancelled,omitempty"`
+	MaxPrice  string     `json:"max_price,omitempty" doc:"Spot: the most paid per GPU-hour, USD."`
+	Notice    string     `json:"notice,omitempty" doc:"Spot: the notice tier."`
+	Noticed   *time.Time `json:"noticed,omitempty" doc:"Spot: when the reclaim notice was given; the lease is released at end."`
 }
 
 func (s *Server) leaseJSON(l lease.Lease) Lease {
@@ -112,6 +128,12 @@ func (s *Server) leaseJSON(l lease.Lease) Lease {
 		State: string(l.StateAt(s.eng.Clock().Now())), Reason: l.Reason, Created: l.Created}
 	if !l.Cancelled.IsZero() {
 		out.Cancelled = &l.Cancelled
+	}
+	if l.Kind == lease.Spot {
+		out.MaxPrice, out.Notice = money.Format(l.MaxPrice.Micros), l.Notice
+		if !l.Noticed.IsZero() {
+			out.Noticed = &l.Noticed
+		}
 	}
 	return out
 }
@@ -161,6 +183,8 @@ type Quote struct {
 	Nodes         int        `json:"nodes" doc:"Nodes of the largest step's placement."`
 	LeafGroups    int        `json:"leaf_groups"`
 	Pods          int        `json:"pods"`
+	Price         string     `json:"price,omitempty" doc:"Spot: the price per GPU-hour of the notice tier now, USD."`
+	Notice        string     `json:"notice,omitempty" doc:"Spot: the notice tier."`
 }
 
 type leaseRequestIn struct {
@@ -177,7 +201,10 @@ func (s *Server) createQuote(ctx context.Context, p tenant.Principal, in *leaseR
 		return nil, err
 	}
 	out := Quote{Feasible: q.Feasible, Kind: string(q.Kind), Pool: q.Pool, Start: q.Start, End: q.End,
-		Schedule: stepsJSON(q.Schedule), Nodes: q.Nodes, LeafGroups: q.LeafGroups, Pods: q.Pods}
+		Schedule: stepsJSON(q.Schedule), Nodes: q.Nodes, LeafGroups: q.LeafGroups, Pods: q.Pods, Notice: q.Notice}
+	if q.Kind == lease.Spot {
+		out.Price = money.Format(q.Price.Micros)
+	}
 	if ref := q.Refusal; ref != nil {
 		out.Reason, out.Detail = ref.Reason, ref.Detail
 		if !ref.EarliestStart.IsZero() {

@@ -71,6 +71,7 @@ func (s *Server) registerRoutes() {
 	s.registerLeaseRoutes()
 	s.registerDemandRoutes()
 	s.registerEventRoutes()
+	s.registerSpotRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

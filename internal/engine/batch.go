@@ -42,6 +42,7 @@ type op struct {
 	apply    func(c *capState, now time.Time, ids *leaseIDs) (*effect, any, error)
 	remember *Remember
 	done     chan opResult
+	at       time.Time // when it was submitted
 }
 
 type opResult struct {
@@ -58,12 +59,12 @@ type effect struct {
 	events      []event.Event // appended to the outbox, in order
 	updateLease *lease.Lease
 	// more holds further changes (ends at other instants: reclaims),
-	// written before changes; leases and nodes are lease updates and node
-	// states written after the fields above. The periodic tick and
+	// written before changes; leases are lease updates written after the
+	// fields above. The periodic tick and
 	// reclaims change many leases and nodes at once.
 	more     []changes
 	leases   []lease.Lease
-	nodes    []fleet.Node
+	wipes    int // nodes that started a wipe (kept in memory only)
 	remember *IdempotentResponse
 	audit    *tenant.AuditEntry
 }
@@ -85,7 +86,7 @@ func (p Pending) Wait() (any, error) {
 // submit queues a command for the writer and returns at once.
 func (e *Engine) submit(ctx context.Context, apply func(c *capState, now time.Time, ids *leaseIDs) (*effect, any, error)) Pending {
 	e.writerOnce.Do(func() { go e.writer() })
-	o := &op{ctx: ctx, apply: apply, remember: rememberOf(ctx), done: make(chan opResult, 1)}
+	o := &op{ctx: ctx, apply: apply, remember: rememberOf(ctx), done: make(chan opResult, 1), at: e.clock.Now()}
 	select {
 	case e.ops <- o:
 	case <-ctx.Done():
@@ -277,7 +278,14 @@ func (e *Engine) applyLocked(j *job, from int, ids *leaseIDs) bool {
 			j.results[i].err = err
 			continue
 		}
-		now := e.clock.Now()
+		// A command applies at the time it was submitted (a pipelining
+		// caller on a fake clock, the simulator, sets it per command), never
+		// before its predecessor.
+		now := o.at
+		if now.Before(e.applied) {
+			now = e.applied
+		}
+		e.applied = now
 		eff, val, err := o.apply(c, now, ids)
 		j.results[i] = opResult{val: val, err: err}
 		j.effects[i] = eff
@@ -389,7 +397,7 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		}
 		events = append(events, eff.events...)
 		if len(ch.ends) == 0 && eff.nodeState == nil && eff.holdback == nil && eff.updateLease == nil &&
-			len(eff.more) == 0 && len(eff.leases) == 0 && len(eff.nodes) == 0 {
+			len(eff.more) == 0 && len(eff.leases) == 0 {
 			allocs = append(allocs, ch.allocs...)
 			continue
 		}
@@ -479,18 +487,14 @@ func (e *Engine) persistChanges(ctx context.Context, tx Tx, more []changes) erro
 	return nil
 }
 
-// persistMore writes an effect's lease updates and node states.
+// persistMore writes an effect's lease updates.
 func (e *Engine) persistMore(ctx context.Context, tx Tx, eff *effect) error {
 	for _, l := range eff.leases {
 		if err := tx.UpdateLease(ctx, l); err != nil {
 			return err
 		}
 	}
-	for _, n := range eff.nodes {
-		if err := tx.SetNodeState(ctx, n.Name, n.State); err != nil {
-			return err
-		}
-	}
+
 	return nil
 }
 

@@ -40,6 +40,7 @@ type poolCap struct {
 	nodeFacilityW unit.Power // the largest node's facility power (IT × PUE)
 	holdbackSteps []HoldbackStep
 	internal      int64                   // the owner's own use now, as last reported
+	sanitizing    int64                   // GPUs of its nodes being wiped
 	spotLeases    map[string]*lease.Lease // live spot leases, by ID
 
 	healthy, holdback, contract, reservation, spot, free, idle *calendar.Calendar
@@ -88,6 +89,7 @@ type capState struct {
 	ends       endHeap                 // allocation ends not yet ticked
 	ticked     time.Time               // the last tick
 	rebalanced map[string]bool         // spot leases sent a rebalance event
+	split      map[string]splitCount   // by pool: runs split this hour
 	reclaims   int64                   // reclaim notices given since load
 }
 
@@ -110,7 +112,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
 		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{},
-		ticked: origin, rebalanced: map[string]bool{}}
+		ticked: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)
 	if err != nil {
@@ -142,8 +144,10 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 			p.add(p.healthy, 0, slots, int64(n.GPUs))
 		}
 		if n.State == fleet.Sanitizing {
-			// The wipe's start was not kept: it lasts its time from now.
+			// A store of an earlier version kept the state: the wipe
+			// lasts its time from now.
 			c.wiping[n.Ordinal] = handover.Node{State: handover.Sanitizing, Since: now}
+			p.sanitizing += int64(n.GPUs)
 		}
 	}
 	c.sumGPUs(nodes)
@@ -175,10 +179,23 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 			p.spotLeases[l.ID] = l
 		}
 	}
-	allocs, err := r.Allocations(ctx, AllocationFilter{EndAfter: origin})
+	// Allocations that ended within the hand-over time left their nodes
+	// to wipe (wipes are not stored: they follow from allocations).
+	since := origin
+	if t := now.Add(-c.handover.Sanitize); t.Before(since) {
+		since = t
+	}
+	allocs, err := r.Allocations(ctx, AllocationFilter{EndAfter: since})
 	if err != nil {
 		return nil, err
 	}
+	var ended []lease.Allocation
+	allocs = slices.DeleteFunc(allocs, func(a lease.Allocation) bool {
+		if !a.End.After(now) {
+			ended = append(ended, a)
+		}
+		return !a.End.After(origin)
+	})
 	for _, a := range allocs {
 		l := c.leases[a.LeaseID]
 		if l == nil {
@@ -186,6 +203,13 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		}
 		if err := c.addAlloc(l, a); err != nil {
 			return nil, fmt.Errorf("capacity: load allocation %s: %w", a.ID, err)
+		}
+	}
+	for _, a := range ended {
+		for o := a.NodeFrom; o < a.NodeTo; o++ {
+			if n, ok := c.byOrd[o]; ok && schedulable(n.State) && a.End.After(now.Add(-c.handover.Sanitize)) && !c.heldBy(o, a.TenantID, a.End) {
+				c.startWipe(n, a.TenantID, a.End)
+			}
 		}
 	}
 	for id, ids := range c.byLease {

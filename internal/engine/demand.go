@@ -158,40 +158,11 @@ func (e *Engine) Sellable(ctx context.Context, p tenant.Principal, pool string, 
 	if err := v.Err(); err != nil {
 		return SellableReport{}, err
 	}
-	samples, err := e.store.Demand(ctx, pool, time.Time{}, time.Time{})
+	pred, histLen, first, err := e.predict(ctx, pool, months)
 	if err != nil {
 		return SellableReport{}, err
 	}
-	hist := demand.History(samples, pool)
-	if len(hist) > forecast.MaxHistory {
-		hist = hist[len(hist)-forecast.MaxHistory:]
-	}
-	model, err := forecast.Fit(hist, forecast.Options{})
-	if err != nil {
-		var fv valid.Error
-		fv.Add("pool", pool, "needs a demand history the forecast can fit (%d hours stored; at least %d, two weeks, without long gaps): %v",
-			len(hist), forecast.MinHistory, err)
-		return SellableReport{}, fv.Err()
-	}
-	now := e.clock.Now().UTC()
-	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	end := first.AddDate(0, months, 0)
-	if !end.After(model.End()) {
-		var fv valid.Error
-		fv.Add("months", months, "must reach past the end of the demand history (%s)", model.End().Format(time.RFC3339))
-		return SellableReport{}, fv.Err()
-	}
-	hours := int(end.Sub(model.End()) / time.Hour)
-	if hours > forecast.MaxHorizon {
-		var fv valid.Error
-		fv.Add("pool", pool, "demand history ends %s: too long ago to forecast %d months from now; import recent history",
-			model.End().Format(time.RFC3339), months)
-		return SellableReport{}, fv.Err()
-	}
-	pred, err := model.Predict(hours)
-	if err != nil {
-		return SellableReport{}, err
-	}
+	hours := int(first.AddDate(0, months, 0).Sub(pred.Start()) / time.Hour)
 	// Copy the calendars' figures out under the read lock; the report is
 	// computed outside it.
 	type capHour struct{ healthy, guaranteed int64 }
@@ -226,11 +197,102 @@ func (e *Engine) Sellable(ctx context.Context, p tenant.Principal, pool string, 
 	if err != nil {
 		return SellableReport{}, err
 	}
-	out := SellableReport{Pool: pool, Policy: pol, HistoryHours: len(hist), HistoryEnd: model.End()}
+	out := SellableReport{Pool: pool, Policy: pol, HistoryHours: histLen, HistoryEnd: pred.Start()}
 	for _, m := range rows {
 		if !m.Start.Before(first) {
 			out.Months = append(out.Months, m)
 		}
 	}
 	return out, nil
+}
+
+// predict fits the forecast to pool's stored demand history and predicts
+// it from the history's end through the end of the month months after
+// the current one began. It returns the prediction, the hours of history
+// fitted and the current month's first instant; errors name the field.
+func (e *Engine) predict(ctx context.Context, pool string, months int) (*forecast.Prediction, int, time.Time, error) {
+	samples, err := e.store.Demand(ctx, pool, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	hist := demand.History(samples, pool)
+	if len(hist) > forecast.MaxHistory {
+		hist = hist[len(hist)-forecast.MaxHistory:]
+	}
+	model, err := forecast.Fit(hist, forecast.Options{})
+	if err != nil {
+		var fv valid.Error
+		fv.Add("pool", pool, "needs a demand history the forecast can fit (%d hours stored; at least %d, two weeks, without long gaps): %v",
+			len(hist), forecast.MinHistory, err)
+		return nil, 0, time.Time{}, fv.Err()
+	}
+	now := e.clock.Now().UTC()
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	end := first.AddDate(0, months, 0)
+	if !end.After(model.End()) {
+		var fv valid.Error
+		fv.Add("months", months, "must reach past the end of the demand history (%s)", model.End().Format(time.RFC3339))
+		return nil, 0, time.Time{}, fv.Err()
+	}
+	hours := int(end.Sub(model.End()) / time.Hour)
+	if hours > forecast.MaxHorizon {
+		var fv valid.Error
+		fv.Add("pool", pool, "demand history ends %s: too long ago to forecast %d months from now; import recent history",
+			model.End().Format(time.RFC3339), months)
+		return nil, 0, time.Time{}, fv.Err()
+	}
+	pred, err := model.Predict(hours)
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	return pred, len(hist), first, nil
+}
+
+// PlanHoldback sets pool's holdback schedule from its demand forecast
+// under pol, month by month through months ahead (see demand.Holdback):
+// the forecast drives the calendar. It returns the steps set; a *Refusal
+// when guaranteed leases already admitted would no longer fit (nothing
+// changes then).
+func (e *Engine) PlanHoldback(ctx context.Context, p tenant.Principal, pool string, months int, pol demand.Policy) ([]HoldbackStep, error) {
+	if err := e.check(ctx, p, tenant.PermCapacityWrite, "holdback.plan", "pool/"+pool, ""); err != nil {
+		return nil, err
+	}
+	var v valid.Error
+	if months < 1 || months > MaxSellableMonths {
+		v.Add("months", months, "must be between 1 and %d", MaxSellableMonths)
+	}
+	if err := pol.Validate(); err != nil {
+		return nil, err
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var physical int64 = -1
+	_ = e.readCap(ctx, func(c *capState) error {
+		if pc := c.pools[pool]; pc != nil {
+			physical = int64(pc.physical)
+		}
+		return nil
+	})
+	if physical < 0 {
+		var fv valid.Error
+		fv.Add("pool", pool, "must be a pool of the fleet (site/MODEL)")
+		return nil, fv.Err()
+	}
+	pred, _, _, err := e.predict(ctx, pool, months)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := demand.Holdback(pred, pol, physical)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]HoldbackStep, len(ds))
+	for i, d := range ds {
+		steps[i] = HoldbackStep{From: d.From, GPUs: unit.GPUs(d.GPUs)}
+	}
+	if err := e.SetHoldback(ctx, p, pool, steps); err != nil {
+		return nil, err
+	}
+	return steps, nil
 }

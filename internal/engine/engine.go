@@ -33,6 +33,7 @@ type Engine struct {
 	cap        *capState
 	gen        uint64 // bumped when the in-memory capacity is dropped after a failed commit
 	ops        chan *op
+	applied    time.Time // the time the last command applied at (writer only)
 	writerOnce sync.Once
 	closeOnce  sync.Once
 	closed     chan struct{}

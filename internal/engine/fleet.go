@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -212,8 +213,51 @@ func (e *Engine) Pools(ctx context.Context, site string) ([]fleet.Pool, error) {
 }
 
 // Nodes returns one page of nodes.
+//
+// A node being wiped after a hand-over shows as sanitizing: the engine
+// keeps wipes in memory (they follow from the stored allocations).
 func (e *Engine) Nodes(ctx context.Context, f NodeFilter) ([]fleet.Node, error) {
-	return e.store.Nodes(ctx, f)
+	if f.State == fleet.Sanitizing {
+		return e.sanitizingNodes(ctx, f)
+	}
+	ns, err := e.store.Nodes(ctx, f)
+	if err != nil || len(ns) == 0 {
+		return ns, err
+	}
+	err = e.readCap(ctx, func(c *capState) error {
+		if len(c.wiping) == 0 {
+			return nil
+		}
+		for i := range ns {
+			if _, ok := c.wiping[ns[i].Ordinal]; ok && ns[i].State == fleet.Available {
+				ns[i].State = fleet.Sanitizing
+			}
+		}
+		return nil
+	})
+	if f.State != "" {
+		ns = slices.DeleteFunc(ns, func(n fleet.Node) bool { return n.State != f.State })
+	}
+	return ns, err
+}
+
+// sanitizingNodes returns the nodes being wiped that f selects, by name.
+func (e *Engine) sanitizingNodes(ctx context.Context, f NodeFilter) ([]fleet.Node, error) {
+	var out []fleet.Node
+	err := e.readCap(ctx, func(c *capState) error {
+		for o := range c.wiping {
+			n := c.byOrd[o]
+			if (f.Site == "" || n.Site == f.Site) && (f.Pool == "" || n.PoolID() == f.Pool) && n.Name > f.After {
+				out = append(out, n)
+			}
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b fleet.Node) int { return strings.Compare(a.Name, b.Name) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, err
 }
 
 // FleetRevision returns the last applied fleet revision, or ErrNotFound.

@@ -144,29 +144,43 @@ func (e *Engine) Quote(ctx context.Context, p tenant.Principal, tenantID string,
 // running ones end now. ErrNotFound for a missing or foreign lease;
 // ErrState for one already ended or cancelled.
 func (e *Engine) CancelLease(ctx context.Context, p tenant.Principal, id, reason string) (lease.Lease, error) {
+	pend, err := e.SubmitCancel(ctx, p, id, reason)
+	if err != nil {
+		return lease.Lease{}, err
+	}
+	v, err := pend.Wait()
+	if err != nil {
+		return lease.Lease{}, err
+	}
+	return v.(lease.Lease), nil
+}
+
+// SubmitCancel is CancelLease without waiting; Wait answers the
+// lease.Lease.
+func (e *Engine) SubmitCancel(ctx context.Context, p tenant.Principal, id, reason string) (Pending, error) {
 	l, err := e.store.Lease(ctx, id)
 	owner := l.TenantID
 	if errors.Is(err, ErrNotFound) {
 		owner = tenant.Missing
 	} else if err != nil {
-		return lease.Lease{}, err
+		return Pending{}, err
 	}
 	if err := e.check(ctx, p, tenant.PermLeasesWrite, "lease.cancel", "lease/"+id, owner); err != nil {
-		return lease.Lease{}, err
+		return Pending{}, err
 	}
 	if owner == tenant.Missing {
-		return lease.Lease{}, fmt.Errorf("lease %s: %w", id, ErrNotFound)
+		return Pending{}, fmt.Errorf("lease %s: %w", id, ErrNotFound)
 	}
 	if len(reason) > 500 || !tenant.ValidText(reason) {
 		var v valid.Error
 		v.Add("reason", nil, "must be at most 500 characters of printable text")
-		return lease.Lease{}, v.Err()
+		return Pending{}, v.Err()
 	}
 	if reason == "" {
 		reason = "cancelled by " + p.String()
 	}
 	ctx = withPrincipal(ctx, p)
-	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+	return e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		cl, ch, err := c.cancel(now, id, reason)
 		if err != nil {
 			return nil, nil, err
@@ -176,11 +190,7 @@ func (e *Engine) CancelLease(ctx context.Context, p tenant.Principal, id, reason
 		}
 		return &effect{changes: ch, updateLease: cl, events: leaseCancelledEvents(now, cl, ch), audit: &tenant.AuditEntry{Action: "lease.cancel", Object: "lease/" + id,
 			TenantID: cl.TenantID, Detail: fmt.Sprintf("reason=%q allocations_ended=%d", reason, len(ch.ends))}}, *cl, nil
-	}).Wait()
-	if err != nil {
-		return lease.Lease{}, err
-	}
-	return v.(lease.Lease), nil
+	}), nil
 }
 
 // Lease returns lease id; ErrNotFound for a missing or foreign one.
@@ -271,16 +281,30 @@ type NodeStateResult struct {
 // SetNodeState sets a node's state (available, failed, maintenance) as an
 // operator; see capState.setNodeState for what happens to its leases.
 func (e *Engine) SetNodeState(ctx context.Context, p tenant.Principal, name string, st fleet.State, reason string) (NodeStateResult, error) {
-	if err := e.check(ctx, p, tenant.PermNodesWrite, "node.state", "node/"+name, ""); err != nil {
+	pend, err := e.SubmitNodeState(ctx, p, name, st, reason)
+	if err != nil {
 		return NodeStateResult{}, err
+	}
+	v, err := pend.Wait()
+	if err != nil {
+		return NodeStateResult{}, err
+	}
+	return v.(NodeStateResult), nil
+}
+
+// SubmitNodeState is SetNodeState without waiting: the answer, a
+// NodeStateResult, comes from Wait (see SubmitLease).
+func (e *Engine) SubmitNodeState(ctx context.Context, p tenant.Principal, name string, st fleet.State, reason string) (Pending, error) {
+	if err := e.check(ctx, p, tenant.PermNodesWrite, "node.state", "node/"+name, ""); err != nil {
+		return Pending{}, err
 	}
 	if len(reason) > 500 || !tenant.ValidText(reason) {
 		var v valid.Error
 		v.Add("reason", nil, "must be at most 500 characters of printable text")
-		return NodeStateResult{}, v.Err()
+		return Pending{}, v.Err()
 	}
 	ctx = withPrincipal(ctx, p)
-	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+	return e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		old := c.byName[name].State
 		n, ch, err := c.setNodeState(now, name, st)
 		if err != nil {
@@ -293,11 +317,7 @@ func (e *Engine) SetNodeState(ctx context.Context, p tenant.Principal, name stri
 		res.Replaced = ch.replaced
 		return &effect{changes: ch, nodeState: &n, events: nodeStateEvents(c, now, n, old, reason, ch), audit: &tenant.AuditEntry{Action: "node.state", Object: "node/" + name,
 			Detail: fmt.Sprintf("state=%s from=%s reason=%q allocations_ended=%d shortfalls=%d", st, old, reason, len(ch.ends), len(ch.shortfalls))}}, res, nil
-	}).Wait()
-	if err != nil {
-		return NodeStateResult{}, err
-	}
-	return v.(NodeStateResult), nil
+	}), nil
 }
 
 // SetHoldback replaces a pool's holdback schedule: from each step's From

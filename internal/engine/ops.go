@@ -77,7 +77,7 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 	was, will := inService(n.State), inService(st)
 	n.State = st
 	c.byName[name], c.byOrd[n.Ordinal] = n, n
-	delete(c.wiping, n.Ordinal) // available confirms a wipe; failed or maintenance ends it
+	c.endWipe(n.Ordinal) // available confirms a wipe; failed or maintenance ends it
 	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {
 		return fleet.Node{}, changes{}, err
 	}
@@ -121,6 +121,11 @@ func (c *capState) evict(now time.Time, n fleet.Node, ch *changes) error {
 		// replacement is placed, so that it cannot pick one of them.
 		if err := c.addAllocs(l, c.newAllocs(l, keep, from, a.End), ch); err != nil {
 			return err
+		}
+		if l.Kind.Guaranteed() && from.Equal(now) && !now.Equal(now.Truncate(time.Hour)) {
+			// Both parts of the run touch this hour and count in it;
+			// the capacity now (poolNow) knows the nodes once.
+			c.noteSplit(l.Pool, now, c.runGPUs(a.NodeFrom, a.NodeTo)-int64(n.GPUs))
 		}
 		if !l.Kind.Guaranteed() {
 			continue // spot on a failed node ends now (invariant 5 allows it)

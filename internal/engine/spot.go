@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -100,6 +101,10 @@ func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
 	st := PoolNow{Pool: p.id, At: now, Healthy: p.healthy.At(s), Contract: p.contract.At(s),
 		Internal: p.internal, SpotByTier: map[string]int64{}}
 	st.Guaranteed = st.Contract + p.reservation.At(s)
+	if sp := c.split[p.id]; sp.slot == s {
+		// Runs split by a failure this hour count twice in it.
+		st.Guaranteed = max(st.Guaranteed-sp.gpus, 0)
+	}
 	for _, l := range p.spotLeases {
 		g := c.heldGPUs(l, now)
 		st.Spot += g
@@ -108,11 +113,7 @@ func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
 			st.SpotLive += g
 		}
 	}
-	for o := range c.wiping {
-		if n := c.byOrd[o]; n.PoolID() == p.id {
-			st.Sanitizing += int64(n.GPUs)
-		}
-	}
+	st.Sanitizing = p.sanitizing
 	st.Buffer = (st.Healthy*pol.BufferPermille + 999) / 1000
 	st.SpotIdle = max(pol.Sellable(st.Healthy, st.Guaranteed, st.Internal)-st.Spot, 0)
 	st.UtilizationPermille = spot.Utilization(st.Internal+st.Guaranteed+st.Spot, st.Healthy)
@@ -597,8 +598,14 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 		}
 	}
 	slices.Sort(done)
+	wiped := map[string][]string{} // pool → nodes
 	for _, o := range done {
-		c.sanitized(o, now, eff)
+		if n, ok := c.sanitized(o); ok {
+			wiped[n.PoolID()] = append(wiped[n.PoolID()], n.Name)
+		}
+	}
+	for _, pool := range slices.Sorted(maps.Keys(wiped)) {
+		eff.events = append(eff.events, sanitizedEvent(now, pool, wiped[pool]))
 	}
 	// Spot leases whose release came.
 	var gone []*lease.Lease
@@ -640,31 +647,89 @@ func (c *capState) release(o int64, tenantID string, at time.Time, eff *effect) 
 	if !ok || !schedulable(n.State) {
 		return
 	}
-	for _, h := range c.ix.HoldsOn(o, at) {
-		if h.TenantID == tenantID && !h.Start.After(at) {
-			return // reassigned to the holder it leaves: no hand-over
-		}
+	if c.heldBy(o, tenantID, at) {
+		return // reassigned to the holder it leaves: no hand-over
 	}
+	c.startWipe(n, tenantID, at)
+	eff.wipes++
+}
+
+// startWipe puts node n in sanitizing from at, after tenantID held it.
+// The wipe is kept in memory only: it follows from the allocations, which
+// are stored (loadCapacity restarts the wipes of allocations that ended
+// within the hand-over time), so that the fleet's nodes are not rewritten
+// on every release. A confirmation lost to a restart wipes again: safe.
+func (c *capState) startWipe(n fleet.Node, tenantID string, at time.Time) {
 	ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
 	ho, _ = ho.Release(at)
 	ho, _ = ho.Released(at)
-	c.wiping[o] = ho
+	if _, already := c.wiping[n.Ordinal]; !already {
+		c.pools[n.PoolID()].sanitizing += int64(n.GPUs)
+	}
+	c.wiping[n.Ordinal] = ho
 	n.State = fleet.Sanitizing
-	c.byName[n.Name], c.byOrd[o] = n, n
-	_ = c.ix.SetSchedulable(o, false)
-	eff.nodes = append(eff.nodes, n)
+	c.byName[n.Name], c.byOrd[n.Ordinal] = n, n
+	_ = c.ix.SetSchedulable(n.Ordinal, false)
 }
 
-// sanitized ends node o's wipe at now.
-func (c *capState) sanitized(o int64, now time.Time, eff *effect) {
-	delete(c.wiping, o)
+// sanitized ends node o's wipe: the node is available again (false when
+// it left service meanwhile).
+func (c *capState) sanitized(o int64) (fleet.Node, bool) {
+	c.endWipe(o)
 	n := c.byOrd[o]
 	if n.State != fleet.Sanitizing {
-		return
+		return fleet.Node{}, false
 	}
 	n.State = fleet.Available
 	c.byName[n.Name], c.byOrd[o] = n, n
 	_ = c.ix.SetSchedulable(o, true)
-	eff.nodes = append(eff.nodes, n)
-	eff.events = append(eff.events, event.New(now, event.NodeSanitized, "", "", map[string]any{"node": n.Name, "pool": n.PoolID()}))
+	return n, true
+}
+
+// maxEventNodes bounds the node names one node.sanitized event lists.
+const maxEventNodes = 100
+
+// sanitizedEvent is the operators' event for nodes of pool whose wipe
+// ended at now: their count and the first maxEventNodes names.
+func sanitizedEvent(now time.Time, pool string, nodes []string) event.Event {
+	return event.New(now, event.NodeSanitized, "", "", map[string]any{"pool": pool, "count": len(nodes), "nodes": nodes[:min(len(nodes), maxEventNodes)]})
+}
+
+// endWipe forgets node o's wipe.
+func (c *capState) endWipe(o int64) {
+	if _, ok := c.wiping[o]; ok {
+		delete(c.wiping, o)
+		if n, ok := c.byOrd[o]; ok {
+			c.pools[n.PoolID()].sanitizing -= int64(n.GPUs)
+		}
+	}
+}
+
+// heldBy reports whether tenantID holds node o at at (it keeps the node).
+func (c *capState) heldBy(o int64, tenantID string, at time.Time) bool {
+	for _, h := range c.ix.HoldsOn(o, at) {
+		if h.TenantID == tenantID && !h.Start.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitCount is the GPUs of a pool's guaranteed runs that a failure split
+// in one hourly slot: the calendars count them twice there (both parts
+// touch it), which is safe for admission; poolNow subtracts them.
+type splitCount struct {
+	slot int
+	gpus int64
+}
+
+// noteSplit records a run of gpus split at now in pool.
+func (c *capState) noteSplit(pool string, now time.Time, gpus int64) {
+	s := c.floor(now)
+	sp := c.split[pool]
+	if sp.slot != s {
+		sp = splitCount{slot: s}
+	}
+	sp.gpus += gpus
+	c.split[pool] = sp
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -28,8 +29,17 @@ type TickResult struct {
 // is reclaimed where the owner's use, guaranteed leases or prices need it.
 // The server calls it every few seconds; the simulator every virtual step.
 func (e *Engine) Tick(ctx context.Context) (TickResult, error) {
+	v, err := e.SubmitTick(ctx).Wait()
+	if err != nil {
+		return TickResult{}, err
+	}
+	return v.(TickResult), nil
+}
+
+// SubmitTick is Tick without waiting; Wait answers a TickResult.
+func (e *Engine) SubmitTick(ctx context.Context) Pending {
 	ctx = withPrincipal(ctx, tenant.Principal{KeyID: "engine", Role: tenant.OperatorAdmin})
-	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+	return e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		eff, err := c.tick(now)
 		if err != nil {
 			return nil, nil, err
@@ -39,15 +49,11 @@ func (e *Engine) Tick(ctx context.Context) (TickResult, error) {
 			eff.audit = &tenant.AuditEntry{Action: "spot.reclaim", Object: "engine/tick",
 				Detail: fmt.Sprintf("reclaimed=%d released=%d rebalanced=%d", res.Reclaimed, res.Released, res.Rebalanced)}
 		}
-		if len(eff.events) == 0 && len(eff.nodes) == 0 && len(eff.more) == 0 {
+		if len(eff.events) == 0 && len(eff.more) == 0 {
 			return nil, res, nil
 		}
 		return eff, res, nil
-	}).Wait()
-	if err != nil {
-		return TickResult{}, err
-	}
-	return v.(TickResult), nil
+	})
 }
 
 func tickResult(eff *effect) TickResult {
@@ -61,14 +67,14 @@ func tickResult(eff *effect) TickResult {
 		case event.SpotRebalance:
 			r.Rebalanced++
 		case event.NodeSanitized:
-			r.Sanitized++
+			var d struct {
+				Count int `json:"count"`
+			}
+			_ = json.Unmarshal(ev.Data, &d)
+			r.Sanitized += d.Count
 		}
 	}
-	for _, n := range eff.nodes {
-		if n.State == fleet.Sanitizing {
-			r.Sanitizing++
-		}
-	}
+	r.Sanitizing = eff.wipes
 	return r
 }
 
@@ -77,11 +83,26 @@ func tickResult(eff *effect) TickResult {
 // spot for it: the victims get their notice and are released after it.
 // It returns the IDs of the spot leases reclaimed. Operators only.
 func (e *Engine) SetInternalUse(ctx context.Context, p tenant.Principal, pool string, gpus int64) ([]string, error) {
-	if err := e.check(ctx, p, tenant.PermCapacityWrite, "internal.set", "pool/"+pool, ""); err != nil {
+	pend, err := e.SubmitInternalUse(ctx, p, pool, gpus)
+	if err != nil {
 		return nil, err
 	}
+	v, err := pend.Wait()
+	if err != nil {
+		return nil, err
+	}
+	ids, _ := v.([]string)
+	return ids, nil
+}
+
+// SubmitInternalUse is SetInternalUse without waiting; Wait answers the
+// reclaimed lease IDs ([]string).
+func (e *Engine) SubmitInternalUse(ctx context.Context, p tenant.Principal, pool string, gpus int64) (Pending, error) {
+	if err := e.check(ctx, p, tenant.PermCapacityWrite, "internal.set", "pool/"+pool, ""); err != nil {
+		return Pending{}, err
+	}
 	ctx = withPrincipal(ctx, p)
-	v, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+	return e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		eff, err := c.setInternal(now, pool, gpus)
 		if err != nil {
 			return nil, nil, err
@@ -98,12 +119,7 @@ func (e *Engine) SetInternalUse(ctx context.Context, p tenant.Principal, pool st
 			return nil, ids, nil
 		}
 		return eff, ids, nil
-	}).Wait()
-	if err != nil {
-		return nil, err
-	}
-	ids, _ := v.([]string)
-	return ids, nil
+	}), nil
 }
 
 // SpotMarket is a pool's spot market now. Tenants see the prices; the
@@ -160,8 +176,9 @@ func (e *Engine) ConfirmSanitized(ctx context.Context, p tenant.Principal, name 
 		if _, wiping := c.wiping[n.Ordinal]; !wiping || n.State != fleet.Sanitizing {
 			return nil, nil, fmt.Errorf("node %s is %s, not sanitizing: %w", name, n.State, ErrState)
 		}
-		eff := &effect{audit: &tenant.AuditEntry{Action: "node.sanitized", Object: "node/" + name, Detail: "wipe confirmed"}}
-		c.sanitized(n.Ordinal, now, eff)
+		c.sanitized(n.Ordinal)
+		eff := &effect{audit: &tenant.AuditEntry{Action: "node.sanitized", Object: "node/" + name, Detail: "wipe confirmed"},
+			events: []event.Event{sanitizedEvent(now, n.PoolID(), []string{name})}}
 		return eff, c.byName[name], nil
 	}).Wait()
 	if err != nil {

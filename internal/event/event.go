@@ -35,7 +35,8 @@ const (
 	// replaced; Shortfall: it could not be.
 	AllocationReplaced Type = "allocation.replaced"
 	Shortfall          Type = "lease.shortfall"
-	// NodeSanitized: a node finished its wipe and is available again.
+	// NodeSanitized: nodes of a pool finished their wipe and are
+	// available again (count, and the first 100 names).
 	NodeSanitized Type = "node.sanitized"
 )
 

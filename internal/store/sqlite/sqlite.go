@@ -52,6 +52,17 @@ func Dialect() sqlstore.Dialect {
 // file: the writer and the readers are separate connections, which an
 // in-memory database would not share.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+	return open(ctx, path, pragmas)
+}
+
+// OpenScratch is Open for a throwaway database (the simulator's): commits
+// do not wait for the disk (synchronous=OFF), so a crash may lose or
+// corrupt it.
+func OpenScratch(ctx context.Context, path string) (*sqlstore.Store, error) {
+	return open(ctx, path, strings.Replace(pragmas, "synchronous(FULL)", "synchronous(OFF)", 1))
+}
+
+func open(ctx context.Context, path, pragmas string) (*sqlstore.Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: open %q: want the path of a database file", path)
 	}

@@ -307,7 +307,25 @@ func batchQueries(d *Dialect) []string {
 			qs = append(qs, b.query(d, n))
 		}
 	}
+	if d.AllocIndex {
+		for n := 1; n <= endChunk; n *= 2 {
+			del, upd := endQueries(n)
+			qs = append(qs, del, upd)
+		}
+	}
 	return qs
+}
+
+// endChunk is the most allocations one pair of EndAllocations statements
+// ends (with the allocation index); their shapes, powers of two up to it,
+// are prepared once (a reclaim or a tick ends a few at a time, often).
+const endChunk = 64
+
+// endQueries returns the statements that end n allocations at a time:
+// the delete of those starting at or after it and the update of the rest.
+func endQueries(n int) (del, upd string) {
+	where := ` lease_id IN (` + list(n) + `) AND id IN (` + list(n) + `)`
+	return `DELETE FROM allocations WHERE start_us >= ? AND` + where, `UPDATE allocations SET end_us = ? WHERE end_us > ? AND` + where
 }
 
 // checkIDsFree returns an error wrapping tenant.ErrExists naming the first
@@ -514,19 +532,19 @@ func (t *tx) endIndexed(ctx context.Context, ids []string, at time.Time) error {
 		}
 	}
 	us := micros(at)
-	for batch := range slices.Chunk(ids, (t.c.d.batchRows(1)-2)/2) {
+	for _, batch := range pow2Chunks(ids, endChunk) {
 		leases := make([]any, 0, len(batch))
 		in := make([]any, 0, len(batch))
 		for _, id := range batch {
 			leases = append(leases, ix.recs[ix.byID[id]].leaseID)
 			in = append(in, id)
 		}
-		where := ` lease_id IN (` + list(len(leases)) + `) AND id IN (` + list(len(in)) + `)`
+		del, upd := endQueries(len(batch))
 		keys := append(leases, in...)
-		_, err := t.c.exec(ctx, `DELETE FROM allocations WHERE start_us >= ? AND`+where, append([]any{us}, keys...)...)
+		_, err := t.c.execPrepared(ctx, del, append([]any{us}, keys...)...)
 		if err != nil {
 			err = fmt.Errorf("delete: %w", err)
-		} else if _, err = t.c.exec(ctx, `UPDATE allocations SET end_us = ? WHERE end_us > ? AND`+where, append([]any{us, us}, keys...)...); err != nil {
+		} else if _, err = t.c.execPrepared(ctx, upd, append([]any{us, us}, keys...)...); err != nil {
 			err = fmt.Errorf("update: %w", err)
 		}
 		if err != nil {
