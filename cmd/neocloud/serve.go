@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/neocloud/neocloud/internal/api"
+	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store"
 	"github.com/neocloud/neocloud/internal/webhook"
@@ -28,6 +29,7 @@ type serveOptions struct {
 	adminKeyFile string
 	logFormat    string
 	logLevel     string
+	clock        clock.Clock // nil: the wall clock (the demo sets an accelerated one)
 }
 
 func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
@@ -108,7 +110,7 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Config{Store: st, Logger: logger})
+	eng, err := engine.New(engine.Config{Store: st, Logger: logger, Clock: o.clock})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -163,11 +165,33 @@ func (r *running) startDispatcher() {
 		defer close(done)
 		d.Run(ctx)
 	}()
+	// The engine's tick: spot releases, reclaims and wipes follow the
+	// clock even when no command comes.
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		t := time.NewTicker(tickEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := r.eng.Tick(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("tick", "err", err)
+				}
+			}
+		}
+	}()
 	r.stopDispatch = func() {
 		cancel()
 		<-done
+		<-ticked
 	}
 }
+
+// tickEvery is how often (wall clock) the server ticks the engine.
+const tickEvery = 5 * time.Second
 
 // close stops everything at once, for a server that failed to start.
 func (r *running) close() {

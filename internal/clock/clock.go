@@ -48,3 +48,41 @@ func (f *Fake) Advance(d time.Duration) {
 	defer f.mu.Unlock()
 	f.t = f.t.Add(d)
 }
+
+// Scaled is a clock that runs speed times faster than the wall clock from
+// a virtual start: the live demo's accelerated time. Set waits (in real
+// time) until the virtual time reaches t, so that a driver written for a
+// Fake clock paces itself on a Scaled one. It is safe for concurrent use.
+type Scaled struct {
+	virtual0 time.Time
+	real0    time.Time
+	speed    float64
+	sleep    func(time.Duration)
+	real     func() time.Time
+}
+
+// NewScaled returns a clock at start now, running speed (> 0) times as
+// fast as the wall clock.
+func NewScaled(start time.Time, speed float64) *Scaled {
+	return &Scaled{virtual0: start.UTC(), real0: time.Now(), speed: speed, sleep: time.Sleep, real: time.Now}
+}
+
+// Now returns the virtual time.
+func (s *Scaled) Now() time.Time {
+	return s.virtual0.Add(time.Duration(float64(s.real().Sub(s.real0)) * s.speed))
+}
+
+// Set waits until the virtual time is at or after t; it cannot move the
+// clock back.
+func (s *Scaled) Set(t time.Time) {
+	for {
+		ahead := t.Sub(s.Now())
+		if ahead <= 0 {
+			return
+		}
+		s.sleep(max(time.Duration(float64(ahead)/s.speed), time.Millisecond))
+	}
+}
+
+// Speed returns the virtual seconds per real second.
+func (s *Scaled) Speed() float64 { return s.speed }

@@ -125,7 +125,7 @@ func (c *capState) evict(now time.Time, n fleet.Node, ch *changes) error {
 		if l.Kind.Guaranteed() && from.Equal(now) && !now.Equal(now.Truncate(time.Hour)) {
 			// Both parts of the run touch this hour and count in it;
 			// the capacity now (poolNow) knows the nodes once.
-			c.noteSplit(l.Pool, now, c.runGPUs(a.NodeFrom, a.NodeTo)-int64(n.GPUs))
+			c.noteSplit(l.Pool, l.Kind, now, c.runGPUs(a.NodeFrom, a.NodeTo)-int64(n.GPUs))
 		}
 		if !l.Kind.Guaranteed() {
 			continue // spot on a failed node ends now (invariant 5 allows it)

@@ -100,11 +100,13 @@ func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
 	pol := c.policy(p)
 	st := PoolNow{Pool: p.id, At: now, Healthy: p.healthy.At(s), Contract: p.contract.At(s),
 		Internal: p.internal, SpotByTier: map[string]int64{}}
-	st.Guaranteed = st.Contract + p.reservation.At(s)
+	reservation := p.reservation.At(s)
 	if sp := c.split[p.id]; sp.slot == s {
 		// Runs split by a failure this hour count twice in it.
-		st.Guaranteed = max(st.Guaranteed-sp.gpus, 0)
+		st.Contract = max(st.Contract-sp.contract, 0)
+		reservation = max(reservation-sp.reservation, 0)
 	}
+	st.Guaranteed = st.Contract + reservation
 	for _, l := range p.spotLeases {
 		g := c.heldGPUs(l, now)
 		st.Spot += g
@@ -719,17 +721,22 @@ func (c *capState) heldBy(o int64, tenantID string, at time.Time) bool {
 // in one hourly slot: the calendars count them twice there (both parts
 // touch it), which is safe for admission; poolNow subtracts them.
 type splitCount struct {
-	slot int
-	gpus int64
+	slot                  int
+	contract, reservation int64
 }
 
-// noteSplit records a run of gpus split at now in pool.
-func (c *capState) noteSplit(pool string, now time.Time, gpus int64) {
+// noteSplit records a run of gpus of a lease of kind k split at now in
+// pool.
+func (c *capState) noteSplit(pool string, k lease.Kind, now time.Time, gpus int64) {
 	s := c.floor(now)
 	sp := c.split[pool]
 	if sp.slot != s {
 		sp = splitCount{slot: s}
 	}
-	sp.gpus += gpus
+	if k == lease.Contract {
+		sp.contract += gpus
+	} else {
+		sp.reservation += gpus
+	}
 	c.split[pool] = sp
 }

@@ -46,6 +46,21 @@ type Config struct {
 	Dir string
 	// Progress, when set, is told the virtual time reached each hour.
 	Progress func(at time.Time)
+
+	// Live runs on an existing engine (the demo's server) instead of a
+	// scratch one: its fleet is used (Fleet may be nil), tenants that exist
+	// are kept, the simulation starts at the next whole hour of Clock,
+	// whose Set paces the run (clock.Scaled waits). Admin acts for it.
+	Engine *engine.Engine
+	Clock  Clock
+	Admin  tenant.Principal
+}
+
+// Clock is the simulation's time: Set moves it (a fake clock) or waits
+// for it (an accelerated one).
+type Clock interface {
+	Now() time.Time
+	Set(t time.Time)
 }
 
 // Result is what a simulation measured.
@@ -70,22 +85,22 @@ type runner struct {
 	cfg   Config
 	sc    Scenario
 	eng   *engine.Engine
-	clk   *clock.Fake
+	clk   Clock
+	live  bool
 	admin tenant.Principal
 	rng   *rand.Rand
 	pools []poolRun
 	start time.Time
 	hours int
 
-	spotEnds  map[string]time.Time // spot lease → when its tenant ends it
-	pending   []queued
-	commands  int64
-	spotOK    int64
-	spotNo    int64
-	resOK     int64
-	resNo     int64
-	failures  []int // per hour
-	contractH []money.Money
+	spotEnds map[string]time.Time // spot lease → when its tenant ends it
+	pending  []queued
+	commands int64
+	spotOK   int64
+	spotNo   int64
+	resOK    int64
+	resNo    int64
+	failures []int // per hour
 }
 
 // poolRun is one pool's inputs.
@@ -103,18 +118,30 @@ type poolRun struct {
 // Run runs one simulation.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	var v valid.Error
-	if cfg.Fleet == nil {
+	if cfg.Fleet == nil && cfg.Engine == nil {
 		v.Add("fleet", nil, "is required")
+	}
+	if cfg.Engine != nil && cfg.Clock == nil {
+		v.Add("clock", nil, "is required with an engine")
 	}
 	if cfg.Months < 1 || cfg.Months > MaxMonths {
 		v.Add("months", cfg.Months, "must be between 1 and %d", MaxMonths)
 	}
 	sc := cfg.Scenario.withDefaults()
+	if cfg.Engine != nil {
+		sc.Start = cfg.Clock.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	}
 	if err := sc.Validate(&v); err != nil {
 		return Result{}, err
 	}
 	if err := v.Err(); err != nil {
 		return Result{}, err
+	}
+	start := sc.Start.UTC().Truncate(time.Hour)
+	if cfg.Engine != nil {
+		r := &runner{cfg: cfg, sc: sc, eng: cfg.Engine, clk: cfg.Clock, admin: cfg.Admin, live: true,
+			rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start, spotEnds: map[string]time.Time{}}
+		return r.run(ctx)
 	}
 	dir := cfg.Dir
 	if dir == "" {
@@ -130,7 +157,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer st.Close()
-	start := sc.Start.UTC().Truncate(time.Hour)
 	clk := clock.NewFake(start)
 	seed := [32]byte{}
 	for i := range 8 {
@@ -143,6 +169,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer eng.Close()
 	r := &runner{cfg: cfg, sc: sc, eng: eng, clk: clk, admin: tenant.Principal{KeyID: "simulator", Role: tenant.OperatorAdmin},
 		rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start, spotEnds: map[string]time.Time{}}
+	return r.run(ctx)
+}
+
+// run runs the simulation on r's engine.
+func (r *runner) run(ctx context.Context) (Result, error) {
+	cfg := r.cfg
+	start := r.start
 	r.hours = int(start.AddDate(0, cfg.Months, 0).Sub(start) / time.Hour)
 	if err := r.setup(ctx); err != nil {
 		return Result{}, err
@@ -175,8 +208,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // owner's demand, sets the holdback from its forecast and books the
 // anchor contract.
 func (r *runner) setup(ctx context.Context) error {
-	if _, err := r.eng.ApplyFleet(ctx, r.admin, r.cfg.Fleet, false); err != nil {
-		return fmt.Errorf("simulate: apply fleet: %w", err)
+	if r.cfg.Fleet != nil {
+		if _, err := r.eng.ApplyFleet(ctx, r.admin, r.cfg.Fleet, false); err != nil {
+			return fmt.Errorf("simulate: apply fleet: %w", err)
+		}
 	}
 	ids := []string{anchorTenant}
 	for i := range resTenants {
@@ -186,7 +221,7 @@ func (r *runner) setup(ctx context.Context) error {
 		ids = append(ids, fmt.Sprintf("spot-%d", i+1))
 	}
 	for _, id := range ids {
-		if _, err := r.eng.CreateTenant(ctx, r.admin, tenant.Tenant{ID: id}); err != nil {
+		if _, err := r.eng.CreateTenant(ctx, r.admin, tenant.Tenant{ID: id}); err != nil && !(r.live && errors.Is(err, tenant.ErrExists)) {
 			return fmt.Errorf("simulate: tenant %s: %w", id, err)
 		}
 	}
@@ -259,6 +294,10 @@ func (r *runner) bookContract(ctx context.Context) error {
 	if horizon := r.start.Add(engine.DefaultHorizon); end.After(horizon) {
 		end = horizon
 	}
+	start := r.start
+	if next := r.clk.Now().UTC().Truncate(time.Hour).Add(time.Hour); r.live && next.After(start) {
+		start = next // the live clock ran on during the setup
+	}
 	for i := range r.pools {
 		p := &r.pools[i]
 		surplus := max(int64(p.GPUs)-p.maxHB, 0)
@@ -268,14 +307,14 @@ func (r *runner) bookContract(ctx context.Context) error {
 		}
 		perNode := p.FacilityPower / unit.Power(p.Nodes)
 		full := unit.Power(nodes) * perNode
-		steps := []lease.Step{{From: r.start, Power: full / 2}}
-		if ramp := r.start.AddDate(0, c.DiscountMonths, 0); c.DiscountMonths > 0 && ramp.Before(end) {
+		steps := []lease.Step{{From: start, Power: full / 2}}
+		if ramp := r.start.AddDate(0, c.DiscountMonths, 0); c.DiscountMonths > 0 && ramp.After(start) && ramp.Before(end) {
 			steps = append(steps, lease.Step{From: ramp, Power: full})
 		} else {
 			steps[0].Power = full
 		}
 		res, err := r.eng.RequestLease(ctx, r.admin, anchorTenant, lease.Request{Kind: lease.Contract, Pool: p.ID,
-			Start: r.start, End: end, Schedule: steps})
+			Start: start, End: end, Schedule: steps})
 		if err != nil {
 			return fmt.Errorf("simulate: anchor contract in %s (%d nodes): %w", p.ID, nodes, err)
 		}
@@ -334,7 +373,12 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 		return nil
 	}
 	points := make([]sim.Point, 0, r.hours)
-	for h := range r.hours {
+	first := 0
+	if r.live {
+		// The live clock ran on during the setup: start at its next hour.
+		first = min(int(r.clk.Now().Sub(r.start)/time.Hour)+1, r.hours)
+	}
+	for h := first; h < r.hours; h++ {
 		t := r.start.Add(time.Duration(h) * time.Hour)
 		if err := applyUntil(t); err != nil {
 			return nil, err
