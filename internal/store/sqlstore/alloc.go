@@ -323,8 +323,11 @@ const endChunk = 64
 
 // endQueries returns the statements that end n allocations at a time:
 // the delete of those starting at or after it and the update of the rest.
+// Each allocation is named by its key in the allocations_lease index and
+// its ID, so that SQLite looks each one up rather than reading all of its
+// lease's (a contract has thousands).
 func endQueries(n int) (del, upd string) {
-	where := ` lease_id IN (` + list(n) + `) AND id IN (` + list(n) + `)`
+	where := ` (lease_id, start_us, node_from, id) IN (VALUES ` + tuples("(?, ?, ?, ?)", n) + `)`
 	return `DELETE FROM allocations WHERE start_us >= ? AND` + where, `UPDATE allocations SET end_us = ? WHERE end_us > ? AND` + where
 }
 
@@ -533,14 +536,12 @@ func (t *tx) endIndexed(ctx context.Context, ids []string, at time.Time) error {
 	}
 	us := micros(at)
 	for _, batch := range pow2Chunks(ids, endChunk) {
-		leases := make([]any, 0, len(batch))
-		in := make([]any, 0, len(batch))
+		keys := make([]any, 0, 4*len(batch))
 		for _, id := range batch {
-			leases = append(leases, ix.recs[ix.byID[id]].leaseID)
-			in = append(in, id)
+			r := &ix.recs[ix.byID[id]]
+			keys = append(keys, r.leaseID, r.startUS, r.from, id)
 		}
 		del, upd := endQueries(len(batch))
-		keys := append(leases, in...)
 		_, err := t.c.execPrepared(ctx, del, append([]any{us}, keys...)...)
 		if err != nil {
 			err = fmt.Errorf("delete: %w", err)

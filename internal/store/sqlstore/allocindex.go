@@ -53,6 +53,10 @@ type allocIndex struct {
 	free   []int32 // indexes of unused recs
 	byID   map[string]int32
 	cells  map[uint64][]cellEntry // by cellKey
+	// spans lists, per level and node block (cellKey with t = 0), the
+	// time spans t that have a cell, sorted: a check of a long window
+	// reads the cells that exist in it rather than every one it covers.
+	spans map[uint64][]int64
 	levels [len(gridLevels)]int
 	loose  []int32
 
@@ -225,6 +229,7 @@ func (ix *allocIndex) reset() {
 	ix.recs, ix.free, ix.loose = ix.recs[:0], ix.free[:0], ix.loose[:0]
 	ix.byID = map[string]int32{}
 	ix.cells = map[uint64][]cellEntry{}
+	ix.spans = map[uint64][]int64{}
 	ix.levels = [len(gridLevels)]int{}
 }
 
@@ -245,7 +250,7 @@ func (ix *allocIndex) overlap(from, to, startUS, endUS int64) int32 {
 			continue
 		}
 		n0, n1, t0, t1 := lv.span(from, to, startUS, endUS)
-		if (n1-n0+1)*(t1-t0+1) > maxQueryCells {
+		if n1-n0+1 > maxQueryCells {
 			for i := range ix.recs {
 				if r := &ix.recs[i]; r.occupied && int(r.level) == l &&
 					r.from < to && from < r.to && r.startUS < endUS && startUS < r.cellEndUS {
@@ -255,12 +260,23 @@ func (ix *allocIndex) overlap(from, to, startUS, endUS int64) int32 {
 			continue
 		}
 		for n := n0; n <= n1; n++ {
-			for t := t0; t <= t1; t++ {
+			visit := func(t int64) {
 				for _, e := range ix.cells[cellKey(l, n, t)] {
 					if e.from < to && from < e.to && e.startUS < endUS && startUS < e.endUS {
 						better(e.rec)
 					}
 				}
+			}
+			if t1-t0+1 <= maxQueryCells/(n1-n0+1) {
+				for t := t0; t <= t1; t++ {
+					visit(t)
+				}
+				continue
+			}
+			ts := ix.spans[cellKey(l, n, 0)]
+			k, _ := slices.BinarySearch(ts, t0)
+			for ; k < len(ts) && ts[k] <= t1; k++ {
+				visit(ts[k])
 			}
 		}
 	}
@@ -275,13 +291,7 @@ func (ix *allocIndex) overlap(from, to, startUS, endUS int64) int32 {
 // add adds r, listed in the cells of its rectangle up to r.cellEndUS, and
 // returns its index.
 func (ix *allocIndex) add(r allocRec) int32 {
-	r.occupied, r.level = true, -1
-	for l, lv := range gridLevels {
-		if n0, n1, t0, t1 := lv.span(r.from, r.to, r.startUS, r.cellEndUS); (n1-n0+1)*(t1-t0+1) <= maxCells {
-			r.level = int8(l)
-			break
-		}
-	}
+	r.occupied, r.level = true, int8(finestLevel(r.from, r.to, r.startUS, r.cellEndUS))
 	var i int32
 	if n := len(ix.free); n > 0 {
 		i, ix.free = ix.free[n-1], ix.free[:n-1]
@@ -305,6 +315,10 @@ func (ix *allocIndex) add(r allocRec) int32 {
 			list := ix.cells[k]
 			if list == nil {
 				list = make([]cellEntry, 0, 4)
+				sk := cellKey(l, n, 0)
+				ts := ix.spans[sk]
+				j, _ := slices.BinarySearch(ts, t)
+				ix.spans[sk] = slices.Insert(ts, j, t)
 			}
 			ix.cells[k] = append(list, e)
 		}
@@ -337,6 +351,16 @@ func (ix *allocIndex) remove(i int32) {
 					ix.cells[key] = list
 				} else {
 					delete(ix.cells, key)
+					sk := cellKey(l, n, 0)
+					ts := ix.spans[sk]
+					if j, ok := slices.BinarySearch(ts, t); ok {
+						ts = slices.Delete(ts, j, j+1)
+					}
+					if len(ts) > 0 {
+						ix.spans[sk] = ts
+					} else {
+						delete(ix.spans, sk)
+					}
 				}
 			}
 		}
@@ -366,11 +390,31 @@ func (ix *allocIndex) end(id string, atUS int64) bool {
 	case r.startUS >= atUS:
 		ix.remove(i)
 		ix.undo = append(ix.undo, undoStep{kind: undoRemove, id: id, rec: r})
+	case r.endUS > atUS && finestLevel(r.from, r.to, r.startUS, atUS) != int(r.level):
+		// Filed again at the level its shorter span fits: a long
+		// allocation cut short (a spot lease reclaimed, a lease cancelled)
+		// would otherwise stay in a coarse level's cells, which every
+		// check reads, for ever.
+		ix.remove(i)
+		ix.undo = append(ix.undo, undoStep{kind: undoRemove, id: id, rec: r})
+		r.endUS = atUS
+		ix.insert(r)
 	case r.endUS > atUS:
 		ix.recs[i].endUS = atUS
 		ix.undo = append(ix.undo, undoStep{kind: undoEnd, id: id, endUS: r.endUS})
 	}
 	return true
+}
+
+// finestLevel returns the finest grid level where the rectangle takes at
+// most maxCells cells, or -1 (loose).
+func finestLevel(from, to, startUS, endUS int64) int {
+	for l, lv := range gridLevels {
+		if n0, n1, t0, t1 := lv.span(from, to, startUS, endUS); (n1-n0+1)*(t1-t0+1) <= maxCells {
+			return l
+		}
+	}
+	return -1
 }
 
 // mark returns a point to roll back to.
