@@ -4,7 +4,7 @@ package placement
 // the level above.
 const heldFanout = 8
 
-// levels is the shape shared by heldRows and fullFlags: a row holds one
+// levels is the shape of podRows: a row holds one
 // element per time bucket (level 0), then levels that each summarise
 // heldFanout elements of the level below, up to one of at most heldFanout
 // elements. A range of buckets is then covered by a few runs of elements
@@ -58,34 +58,55 @@ func (lv *levels) segments(segs []heldSeg, b0, b1 int) []heldSeg {
 	return segs
 }
 
-// heldRows keeps, per row (a pod) and time bucket, a count of the nodes
-// held throughout the bucket, and above the buckets levels of maxima.
-// Every element is exact. Counts wrap around: a removal adds the two's
-// complement, and every stored count is a true one between operations.
-type heldRows struct {
+// podRows keeps, per pod and time bucket, an element of 16-bit words:
+// first the count of the pod's nodes held throughout the bucket, then a
+// bitmask of its leaf groups (by lane, their rank in the pod, 16 a word)
+// whose every node is (full). Above the buckets, levels of elements hold
+// the maximum count and the OR of the masks of the elements below. Every
+// element is exact. A window's bound on the pod's free nodes and its full
+// leaf groups then read the same few runs of a row, the same cache lines.
+//
+// Counts wrap around: a removal adds the two's complement, and every
+// stored count is a true one between operations.
+type podRows struct {
 	levels
-	v []uint16
+	base  []int // each pod's first word
+	width []int // words per element, per pod: 1 + ⌈leaf groups / 16⌉
+	v     []uint16
 }
 
-func newHeldRows(rows, buckets int) heldRows {
-	h := heldRows{levels: newLevels(buckets)}
-	h.v = make([]uint16, rows*h.stride)
+func newPodRows(buckets int, podLeaves []int32) podRows {
+	h := podRows{levels: newLevels(buckets)}
+	n := 0
+	for _, l := range podLeaves {
+		w := 1 + (int(l)+15)/16
+		h.base = append(h.base, n)
+		h.width = append(h.width, w)
+		n += w * h.stride
+	}
+	h.v = make([]uint16, n)
 	return h
 }
 
-// add adds d to row r's count in buckets [b0, b1).
-func (h *heldRows) add(r, b0, b1 int, d uint16) {
+// row returns pod g's row and its words per element.
+func (h *podRows) row(g int) ([]uint16, int) {
+	W := h.width[g]
+	return h.v[h.base[g] : h.base[g]+W*h.stride], W
+}
+
+// add adds d to pod g's count in buckets [b0, b1).
+func (h *podRows) add(g, b0, b1 int, d uint16) {
 	if b1 <= b0 {
 		return
 	}
-	row := h.v[r*h.stride : (r+1)*h.stride]
+	row, W := h.row(g)
 	// Elements wholly inside the range gain d at every level.
 	lo, hi := b0, b1
 	for k := range h.off {
 		if lo < hi {
-			lv := row[h.off[k]+lo : h.off[k]+hi]
-			for i := range lv {
-				lv[i] += d
+			els := row[(h.off[k]+lo)*W : (h.off[k]+hi)*W]
+			for i := 0; i < len(els); i += W {
+				els[i] += d
 			}
 		}
 		lo, hi = (lo+heldFanout-1)/heldFanout, hi/heldFanout
@@ -103,23 +124,75 @@ func (h *heldRows) add(r, b0, b1 int, d uint16) {
 			}
 			c0 := h.off[k-1] + e*heldFanout
 			c1 := h.off[k-1] + min((e+1)*heldFanout, h.n[k-1])
-			m := row[c0]
-			for _, x := range row[c0+1 : c1] {
-				m = max(m, x)
+			m := row[c0*W]
+			for c := c0 + 1; c < c1; c++ {
+				m = max(m, row[c*W])
 			}
-			row[h.off[k]+e] = m
+			row[(h.off[k]+e)*W] = m
 		}
 	}
 }
 
-// max returns the greatest count of row r over the buckets of segs, or
+// flag returns pod g's row, its words per element, and the word and bit
+// of lane in an element.
+func (h *podRows) flag(g, lane int) (row []uint16, W, w int, bit uint16) {
+	row, W = h.row(g)
+	return row, W, 1 + lane/16, 1 << (lane % 16)
+}
+
+// toggle flips lane's bit of pod g in bucket b; fix must follow.
+func (h *podRows) toggle(g, lane, b int) {
+	row, W, w, bit := h.flag(g, lane)
+	row[b*W+w] ^= bit
+}
+
+// fix brings the levels above buckets [c0, c1) up to date for lane's bit
+// of pod g after it changed in some of them. When every bucket of the
+// range changed, set when set is true and cleared otherwise, the levels
+// change by ranges; else each element above the range is recomputed from
+// its children.
+func (h *podRows) fix(g, lane, c0, c1 int, whole, set bool) {
+	row, W, w, bit := h.flag(g, lane)
+	lo, hi := c0, c1 // elements wholly inside the range
+	for k := 1; k < len(h.off); k++ {
+		c0, c1 = c0/heldFanout, (c1-1)/heldFanout+1
+		lo, hi = (lo+heldFanout-1)/heldFanout, hi/heldFanout
+		below, level := h.off[k-1], h.off[k]
+		for e := c0; e < c1; e++ {
+			x := &row[(level+e)*W+w]
+			switch {
+			case whole && set:
+				// A child holds the bit now.
+				*x |= bit
+			case whole && e >= lo && e < hi:
+				// No child holds the bit now.
+				*x &^= bit
+			default:
+				var y uint16
+				for c := below + e*heldFanout; c < below+min((e+1)*heldFanout, h.n[k-1]); c++ {
+					y |= row[c*W+w]
+				}
+				*x = y
+			}
+		}
+	}
+}
+
+// max returns the greatest count of pod g over the buckets of segs, or
 // some count of at least stop when there is one.
-func (h *heldRows) max(r int, segs []heldSeg, stop uint16) uint16 {
-	row := h.v[r*h.stride : (r+1)*h.stride]
+func (h *podRows) max(g int, segs []heldSeg, stop uint16) uint16 {
+	row, W := h.row(g)
 	var m uint16
 	for _, sg := range segs {
-		for _, x := range row[sg.lo:sg.hi] {
-			m = max(m, x)
+		els := row[W*int(sg.lo) : W*int(sg.hi)]
+		if W == 2 {
+			for i := 0; i < len(els); i += 2 {
+				m = max(m, els[i])
+			}
+		} else {
+			for i := 0; i < len(els); i += W {
+				m = max(m, els[i])
+			}
 		}
 		if m >= stop {
 			return m
@@ -128,130 +201,46 @@ func (h *heldRows) max(r int, segs []heldSeg, stop uint16) uint16 {
 	return m
 }
 
-// fill computes every level above the buckets from the buckets.
-func (h *heldRows) fill() {
-	for r := 0; r*h.stride < len(h.v); r++ {
-		row := h.v[r*h.stride : (r+1)*h.stride]
-		for k := 1; k < len(h.off); k++ {
-			for e := range h.n[k] {
-				c0 := h.off[k-1] + e*heldFanout
-				c1 := h.off[k-1] + min((e+1)*heldFanout, h.n[k-1])
-				m := row[c0]
-				for _, x := range row[c0+1 : c1] {
-					m = max(m, x)
-				}
-				row[h.off[k]+e] = m
-			}
-		}
-	}
-}
-
-// fullFlags keeps, per pod and time bucket, a bitmask of the pod's leaf
-// groups (by lane, their rank in the pod) whose every node is held
-// throughout the bucket, and above the buckets levels of ORs: the leaf
-// groups full throughout some bucket of a range are one OR over its
-// segments, read without touching the leaf groups.
-type fullFlags struct {
-	levels
-	base  []int // each pod's first word
-	words []int // words per element, per pod
-	v     []uint64
-}
-
-func newFullFlags(buckets int, podLeaves []int32) fullFlags {
-	f := fullFlags{levels: newLevels(buckets)}
-	n := 0
-	for _, l := range podLeaves {
-		w := (int(l) + 63) / 64
-		f.base = append(f.base, n)
-		f.words = append(f.words, w)
-		n += w * f.stride
-	}
-	f.v = make([]uint64, n)
-	return f
-}
-
-// toggle flips lane's bit of pod g in bucket b; fix must follow.
-func (f *fullFlags) toggle(g, lane, b int) {
-	row, W, w, bit := f.row(g, lane)
-	row[b*W+w] ^= bit
-}
-
-// row returns pod g's row, its words per element, and the word and bit of
-// lane in an element.
-func (f *fullFlags) row(g, lane int) (row []uint64, W, w int, bit uint64) {
-	W = f.words[g]
-	return f.v[f.base[g] : f.base[g]+W*f.stride], W, lane / 64, 1 << (lane % 64)
-}
-
-// fix brings the levels above buckets [c0, c1) of word w of pod g's row
-// up to date after some of its bits there changed. When every bucket of
-// the range changed one bit, set when set is true and cleared otherwise,
-// the levels change by ranges; else each element above the range is
-// recomputed from its children.
-func (f *fullFlags) fix(g, w int, bit uint64, c0, c1 int, whole, set bool) {
-	W := f.words[g]
-	row := f.v[f.base[g] : f.base[g]+W*f.stride]
-	lo, hi := c0, c1 // elements wholly inside the range
-	for k := 1; k < len(f.off); k++ {
-		c0, c1 = c0/heldFanout, (c1-1)/heldFanout+1
-		lo, hi = (lo+heldFanout-1)/heldFanout, hi/heldFanout
-		below := row[f.off[k-1]*W : (f.off[k-1]+f.n[k-1])*W]
-		level := row[f.off[k]*W : (f.off[k]+f.n[k])*W]
-		for e := c0; e < c1; e++ {
-			switch {
-			case whole && set:
-				// A child holds the bit now.
-				level[e*W+w] |= bit
-			case whole && e >= lo && e < hi:
-				// No child holds the bit now.
-				level[e*W+w] &^= bit
-			default:
-				var x uint64
-				for c := e*heldFanout*W + w; c < min((e+1)*heldFanout, f.n[k-1])*W; c += W {
-					x |= below[c]
-				}
-				level[e*W+w] = x
-			}
-		}
-	}
-}
-
-// or ORs into out the flags of pod g over the buckets of segs.
-func (f *fullFlags) or(g int, segs []heldSeg, out []uint64) {
-	W := f.words[g]
-	row := f.v[f.base[g] : f.base[g]+W*f.stride]
-	if W == 1 {
-		var x uint64
+// or ORs into full, 64 lanes a word, the masks of pod g's leaf groups
+// full throughout a bucket of segs.
+func (h *podRows) or(g int, segs []heldSeg, full []uint64) {
+	row, W := h.row(g)
+	if W == 2 {
+		// Up to 16 leaf groups: a count and a mask word per element.
+		var f uint16
 		for _, sg := range segs {
-			for _, y := range row[sg.lo:sg.hi] {
-				x |= y
+			els := row[2*int(sg.lo) : 2*int(sg.hi)]
+			for i := 1; i < len(els); i += 2 {
+				f |= els[i]
 			}
 		}
-		out[0] |= x
+		full[0] |= uint64(f)
 		return
 	}
 	for _, sg := range segs {
 		for e := int(sg.lo); e < int(sg.hi); e++ {
-			for w := range W {
-				out[w] |= row[e*W+w]
+			for i, x := range row[e*W+1 : (e+1)*W] {
+				full[i/4] |= uint64(x) << (16 * (i % 4))
 			}
 		}
 	}
 }
 
 // fill computes every level above the buckets from the buckets.
-func (f *fullFlags) fill() {
-	for g, W := range f.words {
-		row := f.v[f.base[g] : f.base[g]+W*f.stride]
-		for k := 1; k < len(f.off); k++ {
-			for e := range f.n[k] {
-				for w := range W {
-					var x uint64
-					for c := f.off[k-1] + e*heldFanout; c < f.off[k-1]+min((e+1)*heldFanout, f.n[k-1]); c++ {
-						x |= row[c*W+w]
+func (h *podRows) fill() {
+	for g := range h.base {
+		row, W := h.row(g)
+		for k := 1; k < len(h.off); k++ {
+			for e := range h.n[k] {
+				c0 := h.off[k-1] + e*heldFanout
+				c1 := h.off[k-1] + min((e+1)*heldFanout, h.n[k-1])
+				el := row[(h.off[k]+e)*W : (h.off[k]+e+1)*W]
+				copy(el, row[c0*W:(c0+1)*W])
+				for c := c0 + 1; c < c1; c++ {
+					el[0] = max(el[0], row[c*W])
+					for i := 1; i < W; i++ {
+						el[i] |= row[c*W+i]
 					}
-					row[(f.off[k]+e)*W+w] = x
 				}
 			}
 		}

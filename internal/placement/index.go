@@ -101,15 +101,15 @@ type Index struct {
 	// buckets it covers whole, so its nodes are busy at every instant of
 	// them. podHeld counts the same per pod, with maxima over ranges of
 	// buckets, so that the pod's size minus the greatest count over the
-	// buckets a window overlaps bounds its free nodes over the window;
-	// full flags, per pod, the leaf groups whose count is their size.
+	// buckets a window overlaps bounds its free nodes over the window,
+	// and flags with each count the pod's leaf groups whose count is
+	// their size.
 	// Place reads them to skip pods and leaf groups without reading their
 	// holds. held is false, and they are empty, when a leaf has more than
 	// 255 nodes or a pod more than 65,535.
 	held      bool
 	leafHeld  []uint8
-	podHeld   heldRows
-	full      fullFlags
+	podHeld   podRows
 	bucketNs  int64
 	buckets   int
 	podNodes  []int32
@@ -432,8 +432,7 @@ func (ix *Index) initHeld() {
 	ix.buckets = (ix.slots + hours - 1) / hours
 	ix.held = true
 	ix.leafHeld = make([]uint8, len(ix.leaves)*ix.buckets)
-	ix.podHeld = newHeldRows(len(ix.pods), ix.buckets)
-	ix.full = newFullFlags(ix.buckets, ix.podLeaves)
+	ix.podHeld = newPodRows(ix.buckets, ix.podLeaves)
 }
 
 // fullBuckets returns the buckets [b0, b1) that [s, e) covers whole,
@@ -531,7 +530,7 @@ func (ix *Index) addLeafHeld(l int32, mask []uint64, b0, b1, sign int) int {
 	lf := &ix.leaves[l]
 	g, size := int(lf.pod), uint8(len(lf.nodes))
 	counts := ix.leafHeld[int(l)*ix.buckets : (int(l)+1)*ix.buckets][b0:b1]
-	flags, W, w, bit := ix.full.row(g, int(lf.lane))
+	flags, W, w, bit := ix.podHeld.flag(g, int(lf.lane))
 	flags = flags[b0*W : b1*W]
 	// A hold never takes a node twice, so an addition can only fill the
 	// leaf group and a removal only stop it being full; and no count goes
@@ -582,7 +581,7 @@ func (ix *Index) addLeafHeld(l int32, mask []uint64, b0, b1, sign int) int {
 		}
 	}
 	if changed > 0 {
-		ix.full.fix(g, w, bit, b0+c0, b0+c1, changed == c1-c0, sign > 0)
+		ix.podHeld.fix(g, int(lf.lane), b0+c0, b0+c1, changed == c1-c0, sign > 0)
 	}
 	return n
 }
@@ -1068,8 +1067,7 @@ func (ix *Index) Check() error {
 	if ix.held {
 		B := ix.buckets
 		leafHeld := make([]uint8, len(ix.leafHeld))
-		podHeld := newHeldRows(len(ix.pods), B)
-		full := newFullFlags(B, ix.podLeaves)
+		podHeld := newPodRows(B, ix.podLeaves)
 		for li := range ix.leaves {
 			l := &ix.leaves[li]
 			for i, pc := range l.pieces {
@@ -1080,33 +1078,35 @@ func (ix *Index) Check() error {
 				}
 				for b := b0; b < b1; b++ {
 					leafHeld[li*B+b] += uint8(n)
-					podHeld.v[int(l.pod)*podHeld.stride+b] += uint16(n)
+					row, W := podHeld.row(int(l.pod))
+					row[b*W] += uint16(n)
 				}
 			}
 			for b := range B {
 				if int(leafHeld[li*B+b]) == len(l.nodes) {
-					full.toggle(int(l.pod), int(l.lane), b)
+					podHeld.toggle(int(l.pod), int(l.lane), b)
 				}
 			}
 		}
 		podHeld.fill()
-		full.fill()
 		for i := range leafHeld {
 			if leafHeld[i] != ix.leafHeld[i] {
 				bad("leaf %s: bucket %d counts %d held nodes, want %d", ix.leaves[i/B].key, i%B, ix.leafHeld[i], leafHeld[i])
 				break
 			}
 		}
-		for i := range podHeld.v {
-			if podHeld.v[i] != ix.podHeld.v[i] {
-				bad("pod %s: held count %d of its row is %d, want %d", ix.pods[i/podHeld.stride], i%podHeld.stride, ix.podHeld.v[i], podHeld.v[i])
-				break
-			}
-		}
-		for i := range full.v {
-			if full.v[i] != ix.full.v[i] {
-				bad("full leaf groups: word %d is %#x, want %#x", i, ix.full.v[i], full.v[i])
-				break
+		for g := range ix.pods {
+			got, W := ix.podHeld.row(g)
+			want, _ := podHeld.row(g)
+			for i := range want {
+				if got[i] != want[i] {
+					what := "held count"
+					if i%W > 0 {
+						what = "full leaf groups"
+					}
+					bad("pod %s: %s of element %d word %d is %#x, want %#x", ix.pods[g], what, i/W, i%W, got[i], want[i])
+					break
+				}
 			}
 		}
 	}

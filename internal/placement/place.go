@@ -146,7 +146,8 @@ func Place(ix *Index, r Request) (Plan, error) {
 // the earliest start). Prefer, which only orders the choice, is not looked
 // at. A malformed request gets the error Place gives it; one Place refuses
 // before looking at the nodes (an unknown pool, a node count that is not a
-// multiple of the NVLink domain size) gets false and no error.
+// multiple of the NVLink domain size, leaf or pod packing of more nodes
+// than any leaf group or pod of the pool has) gets false and no error.
 //
 // For any, node and nvlink-domain packing with no Within, in a pool whose
 // leaf groups each lie in one power domain, a plan exists exactly when the
@@ -160,6 +161,13 @@ func Fits(ix *Index, r Request) (bool, error) {
 			return false, nil
 		}
 		return false, err
+	}
+	if p.oversize(r.Packing, r.Nodes) {
+		// Place refuses it whatever the holds, or for an unknown Near
+		// ordinal gives the error.
+		if _, ok := ix.lookup(r.Near); r.Near == 0 || ok {
+			return false, nil
+		}
 	}
 	r.Prefer = nil
 	sr := ix.scratch.Get().(*search)
@@ -183,6 +191,7 @@ func Fits(ix *Index, r Request) (bool, error) {
 			return sr.fitsWithPower(), nil
 		}
 	}
+	sr.probe = true
 	return sr.run(true, true), nil
 }
 
@@ -238,26 +247,32 @@ func (s *search) fitsWithPower() bool {
 	for j := int32(0); j < int32(len(s.p.leaves)); {
 		q := s.p.leaves[j].pod
 		e := s.p.pods[q].hi
+		// Power first: it reads no held counts.
+		if d := s.p.pods[q].dom; d >= 0 && cnt[d] >= s.capU[d] {
+			j = e
+			continue
+		}
 		if s.bounded && s.podBound(int(q)) == 0 {
 			j = e
 			continue
 		}
-		if d := s.p.pods[q].dom; d >= 0 && s.capU[d] == 0 {
-			j = e
-			continue
-		}
-		for ; j < e; j++ {
-			d := s.p.leaves[j].dom
-			if cnt[d] >= s.capU[d] {
-				continue
-			}
-			if s.scanLeaf(int(j)); !s.done[j] || s.excl[j] {
-				continue
-			}
-			add := min(int64(s.u[j]), s.capU[d]-cnt[d])
-			cnt[d] += add
-			if sum += add; sum >= int64(s.k) {
-				return true
+		base := s.p.pods[q].lo
+		j = e
+		for w, x := range s.podOpen(int(q)) {
+			for ; x != 0; x &= x - 1 {
+				j := base + int32(w*64+bits.TrailingZeros64(x))
+				d := s.p.leaves[j].dom
+				if cnt[d] >= s.capU[d] {
+					continue
+				}
+				if s.scanLeaf(int(j)); !s.done[j] || s.excl[j] {
+					continue
+				}
+				add := min(int64(s.u[j]), s.capU[d]-cnt[d])
+				cnt[d] += add
+				if sum += add; sum >= int64(s.k) {
+					return true
+				}
 			}
 		}
 	}
@@ -291,6 +306,9 @@ type search struct {
 	bounded bool
 	podFree int
 	refuted bool
+	// probe is set by Fits: a plan is only looked for, not chosen, so
+	// leaf and pod packing stop at the first that fits.
+	probe bool
 }
 
 // buffers are a search's slices, indexed by pool leaf (L), pool power
@@ -303,10 +321,13 @@ type buffers struct {
 	touched           []bool   // leaf has taken nodes (L)
 	picked            []bool   // leaf picked by minLeaves (L)
 	touchedList       []int32
-	segs              []heldSeg // runs of Index.podHeld and full the window overlaps
+	segs              []heldSeg // runs of Index.podHeld the window overlaps
 	podUB             []int32   // bounds on the free nodes of each pool pod
 	flags             []uint64  // full leaf groups per pool pod, at poolPod.flagOff
 	flagsDone         []bool    // flags computed, per pool pod
+	open              []uint64  // leaves not full per pool pod, at poolPod.openOff
+	openDone          []bool    // open computed, per pool pod
+	obits             []uint64  // scratch for openIn
 	ubs               []int32   // bounds of one pod's leaves
 	capU, capRem      []int64   // units that fit in each power budget (D)
 	tmp, vtmp         []int64   // (D)
@@ -363,6 +384,9 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 	s.picked = grow(s.picked, L)
 	s.done = grow(s.done, L)
 	clear(s.done)
+	s.open = grow(s.open, p.openWords)
+	s.openDone = grow(s.openDone, len(p.pods))
+	clear(s.openDone)
 	if r.Within != "" {
 		if j, ok := p.leafByKey[r.Within]; ok {
 			s.within, s.withinIdx = 1, j
@@ -653,16 +677,69 @@ func (s *search) scanLeaf(j int) {
 }
 
 // podFlags returns, by lane, the leaf groups of pool pod q whose every
-// node is held throughout a bucket the window overlaps, from Index.full.
+// node is held throughout a bucket the window overlaps, from Index.podHeld.
 func (s *search) podFlags(q int) []uint64 {
 	pd := &s.p.pods[q]
 	m := s.flags[pd.flagOff:pd.flagEnd]
 	if !s.flagsDone[q] {
+		// The flags sit beside the counts: when the pod's bound was
+		// read first, as it usually is, their cache lines are in.
 		s.flagsDone[q] = true
 		clear(m)
-		s.ix.full.or(int(pd.pod), s.segs, m)
+		s.ix.podHeld.or(int(pd.pod), s.segs, m)
 	}
 	return m
+}
+
+// podOpen returns the leaf groups of pool pod q that the full flags do
+// not rule out, bit i for pool leaf lo+i; all of them when the window
+// overlaps no bucket.
+func (s *search) podOpen(q int) []uint64 {
+	pd := &s.p.pods[q]
+	m := s.open[pd.openOff:pd.openEnd]
+	if s.openDone[q] {
+		return m
+	}
+	s.openDone[q] = true
+	if !s.bounded {
+		clear(m)
+		setBits(m, 0, int(pd.hi-pd.lo))
+		return m
+	}
+	full := s.podFlags(q)
+	if pd.dense {
+		for w := range m {
+			m[w] = pd.lanes[w] &^ full[w]
+		}
+		return m
+	}
+	clear(m)
+	for j := pd.lo; j < pd.hi; j++ {
+		if pl := &s.p.leaves[j]; full[pl.lw]&pl.lbit == 0 {
+			i := j - pd.lo
+			m[i/64] |= 1 << (i % 64)
+		}
+	}
+	return m
+}
+
+// openIn returns the leaves of podOpen(q) in [lo, hi), bit i for pool
+// leaf pods[q].lo+i, possibly in a scratch slice that the next call
+// reuses.
+func (s *search) openIn(q int, lo, hi int32) []uint64 {
+	pd := &s.p.pods[q]
+	m := s.podOpen(q)
+	if lo <= pd.lo && hi >= pd.hi {
+		return m
+	}
+	out := grow(s.obits, len(m))
+	clear(out)
+	setBits(out, int(max(lo, pd.lo)-pd.lo), int(min(hi, pd.hi)-pd.lo))
+	for w := range out {
+		out[w] &= m[w]
+	}
+	s.obits = out
+	return out
 }
 
 // scanPref marks the preferred nodes and counts the preferred free units.
@@ -913,14 +990,18 @@ func (s *search) candidates(need int) []int32 {
 	for j := lo; j < hi; {
 		q := s.p.leaves[j].pod
 		e := min(hi, s.p.pods[q].hi)
+		from := j
+		j = e
 		if s.podShort(int(q), need) {
-			j = e
 			continue
 		}
-		s.scanRange(int(j), int(e))
-		for ; j < e; j++ {
-			if s.u[j] > 0 && !(s.iso && s.excl[j]) {
-				c = append(c, j)
+		base := s.p.pods[q].lo
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := base + int32(w*64+bits.TrailingZeros64(x))
+				if s.scanLeaf(int(j)); s.done[j] && s.u[j] > 0 && !(s.iso && s.excl[j]) {
+					c = append(c, j)
+				}
 			}
 		}
 	}
@@ -932,11 +1013,11 @@ func (s *search) candidates(need int) []int32 {
 // need units over the window: its free nodes, or with power applied its
 // power domain's room, are fewer.
 func (s *search) podShort(q, need int) bool {
-	if s.bounded && s.podBound(q) < need {
+	// Power first: it reads no held counts.
+	if d := s.p.pods[q].dom; s.power && d >= 0 && s.capRem[d] < int64(need) {
 		return true
 	}
-	d := s.p.pods[q].dom
-	return s.power && d >= 0 && s.capRem[d] < int64(need)
+	return s.bounded && s.podBound(q) < need
 }
 
 // packLeafScan is packLeaf over every leaf the request may use, without
@@ -949,23 +1030,32 @@ func (s *search) packLeafScan() bool {
 	for j := lo; j < hi && bv > s.k; {
 		q := s.p.leaves[j].pod
 		e := min(hi, s.p.pods[q].hi)
+		from := j
+		j = e
 		if s.podShort(int(q), s.k) {
-			j = e
 			continue
 		}
-		for ; j < e; j++ {
-			pl := &s.p.leaves[j]
-			if int(pl.n) < s.k || s.power && pl.dom >= 0 && s.capRem[pl.dom] < int64(s.k) {
-				continue
-			}
-			s.scanLeaf(int(j))
-			if int(s.u[j]) < s.k || s.iso && s.excl[j] {
-				continue
-			}
-			if v := s.val(j, modeAll, s.capRem); v >= s.k && v < bv {
-				best, bv = j, v
-				if v == s.k {
-					break
+		base := s.p.pods[q].lo
+	pod:
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := base + int32(w*64+bits.TrailingZeros64(x))
+				pl := &s.p.leaves[j]
+				if int(pl.n) < s.k || s.power && pl.dom >= 0 && s.capRem[pl.dom] < int64(s.k) {
+					continue
+				}
+				s.scanLeaf(int(j))
+				if int(s.u[j]) < s.k || s.iso && s.excl[j] {
+					continue
+				}
+				if v := s.val(j, modeAll, s.capRem); v >= s.k && v < bv {
+					if s.probe {
+						return true
+					}
+					best, bv = j, v
+					if v == s.k {
+						break pod
+					}
 				}
 			}
 		}
@@ -982,9 +1072,12 @@ func (s *search) run(iso, power bool) bool {
 		return true
 	}
 	// Too few free nodes, whatever the rules. Leaf and pod packing pass
-	// over the pods that cannot hold the request on their own, so they
-	// take only the sum of the pods' bounds, which those bounds need too.
-	if s.bounded && s.freeBound(s.r.Packing != lease.PackLeaf && s.r.Packing != lease.PackPod) < s.r.Nodes {
+	// over the pods that cannot hold the request on their own, or whose
+	// power domain has no room for it, without their bounds: they take
+	// the sum of the pods' bounds only for a refusal without a reason,
+	// which names it.
+	onePod := s.r.Packing == lease.PackLeaf || s.r.Packing == lease.PackPod
+	if s.bounded && (!onePod || s.r.NoReason) && s.freeBound(!onePod) < s.r.Nodes {
 		s.refuted = true
 		return false
 	}
@@ -1000,6 +1093,9 @@ func (s *search) run(iso, power bool) bool {
 	case lease.PackPod:
 		if s.k > s.p.maxPod {
 			return false
+		}
+		if s.probe {
+			return s.fitsPod()
 		}
 		return s.packPod(s.candidates(s.k))
 	}
@@ -1588,6 +1684,37 @@ func (s *search) packPod(leaves []int32) bool {
 	return s.choose(group, s.k)
 }
 
+// fitsPod is packPod over the candidates for a probe: whether some pod
+// holds k units of its leaf groups within the caps, pod by pod in pool
+// order until one does.
+func (s *search) fitsPod() bool {
+	lo, hi := s.scope()
+	for j := lo; j < hi; {
+		q := s.p.leaves[j].pod
+		e := min(hi, s.p.pods[q].hi)
+		from := j
+		j = e
+		if s.podShort(int(q), s.k) {
+			continue
+		}
+		base := s.p.pods[q].lo
+		group := s.sub[:0]
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := base + int32(w*64+bits.TrailingZeros64(x))
+				if s.scanLeaf(int(j)); s.done[j] && s.u[j] > 0 && !(s.iso && s.excl[j]) {
+					group = append(group, j)
+				}
+			}
+		}
+		s.sub = group
+		if s.total(group, modeAll) >= s.k {
+			return true
+		}
+	}
+	return false
+}
+
 // fewestLeaves returns how many of leaves, which hold k units within the
 // caps, minLeaves would take for them: in one power domain, the fewest of
 // the largest that sum to k (the cap, at least k, never binds first).
@@ -1688,6 +1815,9 @@ func (s *search) explain() error {
 // reads the holds of leaf groups until it finds them, passing over those
 // the bounds rule out.
 func (s *search) fitsWithoutPower(iso bool) bool {
+	if s.p.oversize(s.r.Packing, s.r.Nodes) {
+		return false
+	}
 	lo, hi := s.scope()
 	k := s.k
 	open := func(j int32) bool {
@@ -1698,29 +1828,34 @@ func (s *search) fitsWithoutPower(iso bool) bool {
 	for j := lo; j < hi; {
 		q := s.p.leaves[j].pod
 		e := min(hi, s.p.pods[q].hi)
+		from := j
+		j = e
 		need := 1
 		if s.r.Packing == lease.PackLeaf || s.r.Packing == lease.PackPod {
 			need = k
 		}
 		if s.bounded && s.podBound(int(q)) < need {
-			j = e
 			continue
 		}
 		if s.r.Packing == lease.PackPod {
 			sum = 0
 		}
-		for ; j < e; j++ {
-			if s.r.Packing == lease.PackLeaf && int(s.p.leaves[j].n) < k || !open(j) {
-				continue
-			}
-			if s.r.Packing == lease.PackLeaf {
-				if int(s.u[j]) >= k {
+		base := s.p.pods[q].lo
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := base + int32(w*64+bits.TrailingZeros64(x))
+				if s.r.Packing == lease.PackLeaf && int(s.p.leaves[j].n) < k || !open(j) {
+					continue
+				}
+				if s.r.Packing == lease.PackLeaf {
+					if int(s.u[j]) >= k {
+						return true
+					}
+					continue
+				}
+				if sum += int(s.u[j]); sum >= k {
 					return true
 				}
-				continue
-			}
-			if sum += int(s.u[j]); sum >= k {
-				return true
 			}
 		}
 	}
@@ -1768,14 +1903,41 @@ func (s *search) powerFree() int {
 			room[d] = s.capU[d] * int64(s.unit)
 		}
 	}
+	// full counts the domains whose free nodes have reached their room:
+	// when they all have, no other leaf group changes the answer.
+	full := 0
+	for d := range cnt {
+		if cnt[d] >= room[d] {
+			full++
+		}
+	}
 	lo, hi := s.scope()
-	for j := lo; j < hi; j++ {
-		if d := s.p.leaves[j].dom; d >= 0 && cnt[d] >= room[d] {
+	for j := lo; j < hi && full < D; {
+		q := s.p.leaves[j].pod
+		pd := &s.p.pods[q]
+		e := min(hi, pd.hi)
+		from := j
+		j = e
+		if pd.dom >= 0 && cnt[pd.dom] >= room[pd.dom] {
 			continue
 		}
-		s.scanLeaf(int(j))
-		if s.done[j] && !s.excl[j] {
-			s.countFree(cnt, j)
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := pd.lo + int32(w*64+bits.TrailingZeros64(x))
+				if d := s.p.leaves[j].dom; d >= 0 && cnt[d] >= room[d] {
+					continue
+				}
+				s.scanLeaf(int(j))
+				if s.done[j] && !s.excl[j] {
+					s.countFree(cnt, j)
+					full = 0
+					for d := range cnt {
+						if cnt[d] >= room[d] {
+							full++
+						}
+					}
+				}
+			}
 		}
 	}
 	n := 0
@@ -1790,16 +1952,23 @@ func (s *search) powerFree() int {
 func (s *search) mostLeaf() int {
 	most := 0
 	for q := range s.p.pods {
+		if most >= s.p.maxNodes {
+			// No leaf group has more.
+			break
+		}
 		pd := &s.p.pods[q]
 		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
 			continue
 		}
-		for j := int(pd.lo); j < int(pd.hi); j++ {
-			if int(s.p.leaves[j].n) <= most {
-				continue
-			}
-			if s.scanLeaf(j); s.done[j] {
-				most = max(most, int(s.u[j]))
+		for w, x := range s.podOpen(q) {
+			for ; x != 0; x &= x - 1 {
+				j := pd.lo + int32(w*64+bits.TrailingZeros64(x))
+				if int(s.p.leaves[j].n) <= most {
+					continue
+				}
+				if s.scanLeaf(int(j)); s.done[j] {
+					most = max(most, int(s.u[j]))
+				}
 			}
 		}
 	}
@@ -1811,15 +1980,21 @@ func (s *search) mostLeaf() int {
 func (s *search) mostPod() int {
 	most := 0
 	for q := range s.p.pods {
+		if most >= s.p.maxPod {
+			// No pod has more.
+			break
+		}
 		pd := &s.p.pods[q]
 		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
 			continue
 		}
-		s.scanRange(int(pd.lo), int(pd.hi))
 		n := 0
-		for j := pd.lo; j < pd.hi; j++ {
-			if s.done[j] {
-				n += int(s.u[j])
+		for w, x := range s.podOpen(q) {
+			for ; x != 0; x &= x - 1 {
+				j := pd.lo + int32(w*64+bits.TrailingZeros64(x))
+				if s.scanLeaf(int(j)); s.done[j] {
+					n += int(s.u[j])
+				}
 			}
 		}
 		most = max(most, n)

@@ -2,6 +2,8 @@ package placement
 
 import (
 	"slices"
+
+	"github.com/neocloud/neocloud/internal/lease"
 )
 
 // pool is one pool's view of the fabric: its leaf groups, pod by pod, each
@@ -21,6 +23,7 @@ type pool struct {
 	maxPod    int
 	words     int // words of all leaves' masks together
 	flagWords int // words of all pods' full flags together
+	openWords int // words of all pods' open masks together
 	mixed     bool
 	leafByKey map[string]int32
 	podByKey  map[string]int32
@@ -55,8 +58,14 @@ type poolPod struct {
 	key    string
 	pod    int32 // index into Index.pods
 	lo, hi int32 // its leaves: pool.leaves[lo:hi]
-	// flagOff and flagEnd are the pod's words in a search's full flags.
+	// flagOff and flagEnd are the pod's words in a search's full flags;
+	// openOff and openEnd in its open masks, which have a bit per leaf,
+	// bit i for pool leaf lo+i.
 	flagOff, flagEnd int32
+	openOff, openEnd int32
+	// dense is set when the pod's leaf groups are all the pool's and
+	// pool leaf lo+i has lane i: the full flags are then by pool leaf.
+	dense bool
 	// lanes flags the lanes of the pool's leaves in the full flags;
 	// laneSize gives their sizes (poolLeaf.size) by lane, and size their
 	// sum.
@@ -74,6 +83,19 @@ type poolDom struct {
 	// unitW is the power of the pool's largest node in the domain: the
 	// budget is divided by it to count the nodes that fit.
 	unitW int64
+}
+
+// oversize reports whether packing puts every node in one leaf group (one
+// pod) and nodes is more than any leaf group (pod) of the pool has: no
+// window can hold such a request, whatever the holds.
+func (p *pool) oversize(packing lease.Packing, nodes int) bool {
+	switch packing {
+	case lease.PackLeaf:
+		return nodes > p.maxNodes
+	case lease.PackPod:
+		return nodes > p.maxPod
+	}
+	return false
 }
 
 // build fills p from its nodes; unitOf maps a node's position to that of
@@ -196,5 +218,15 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 	}
 	if p.nvlink == 1 {
 		p.maxNV = p.maxNodes
+	}
+	for q := range p.pods {
+		pd := &p.pods[q]
+		pd.openOff = int32(p.openWords)
+		p.openWords += int(pd.hi-pd.lo+63) / 64
+		pd.openEnd = int32(p.openWords)
+		pd.dense = ix.podLeaves[pd.pod] == pd.hi-pd.lo
+		for j := pd.lo; j < pd.hi; j++ {
+			pd.dense = pd.dense && ix.leaves[p.leaves[j].leaf].lane == j-pd.lo
+		}
 	}
 }

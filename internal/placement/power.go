@@ -20,7 +20,9 @@ const maxPowerSteps = 64
 // start may skip to d. Holds, isolation, Prefer, Near and Within are not
 // looked at. A request Place would refuse before power (an unknown pool,
 // Nodes < 1, an empty window, nodes not a multiple of the NVLink domain
-// size) gets 0 and true.
+// size) gets 0 and true; one it refuses at every shift whatever the holds
+// (leaf or pod packing of more nodes than any leaf group or pod of the
+// pool has) gets false.
 //
 // Each step is O(domains × log slots) and moves past the last slot that
 // keeps some domain from leaving room for one more unit; after
@@ -41,6 +43,9 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			return 0, true
 		}
 	}
+	if p.oversize(r.Packing, r.Nodes) {
+		return 0, false
+	}
 	k := int64(r.Nodes / unit)
 	from, to := ix.floor(s), ix.ceil(e)
 	for d, step := 0, 0; d <= limit; step++ {
@@ -48,7 +53,7 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			return d, true
 		}
 		var room int64
-		next := math.MaxInt
+		us := make([]int64, 0, 8) // units per domain
 		for _, pd := range p.doms {
 			w := pd.unitW * int64(unit)
 			if w <= 0 {
@@ -59,6 +64,12 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			if room += u; room >= k {
 				return d, true
 			}
+			us = append(us, u)
+		}
+		next := math.MaxInt
+		for i, pd := range p.doms {
+			w, u := pd.unitW*int64(unit), us[i]
+			dom := &ix.domains[pd.dom]
 			// Room for u+1 units needs every slot of the window at or
 			// below thr: no window holding the last slot above it has.
 			if thr := dom.budgetW - u*w - w; thr >= 0 {
