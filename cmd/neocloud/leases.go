@@ -14,6 +14,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/api"
 	"github.com/neocloud/neocloud/internal/client"
+	"github.com/neocloud/neocloud/internal/demand"
 )
 
 // leaseFlags are the flags of quote and leases create.
@@ -363,7 +364,31 @@ func newHoldbackCmd(e *env) *cobra.Command {
 	}
 	set.Flags().StringVar(&pool, "pool", "", "pool: site/GPU-MODEL")
 	set.Flags().StringArrayVar(&steps, "step", nil, "FROM=GPUS, repeatable; none clears the schedule")
-	cmd.AddCommand(show, set)
+	var months int
+	pol := demand.DefaultPolicy()
+	plan := &cobra.Command{
+		Use:   "plan",
+		Short: "Set a pool's holdback from its demand forecast: each month's peak quantile plus a buffer",
+		Long: `plan fits the forecast to the pool's stored demand history (neocloud demand
+import) and sets the holdback schedule the policy implies, month by month:
+the forecast drives the calendar. Refused when guaranteed leases already
+admitted would no longer fit. See neocloud sellable for what it leaves.`,
+		Example: "  neocloud holdback plan --pool ref-300mw/H100-SXM --months 12 --quantile 0.95 --buffer-permille 50",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in := api.HoldbackPlanIn{Pool: pool, Months: months, Quantile: pol.Quantile, BufferPermille: pol.BufferPermille}
+			var out api.Holdback
+			if err := e.call(cmd.Context(), http.MethodPost, "/v1/holdback/plan", nil, in, &out); err != nil {
+				return err
+			}
+			return e.print(out, func() [][]string { return holdbackRows(out) })
+		},
+	}
+	plan.Flags().StringVar(&pool, "pool", "", "pool: site/GPU-MODEL")
+	plan.Flags().IntVar(&months, "months", 12, "months ahead (1-36)")
+	plan.Flags().Float64Var(&pol.Quantile, "quantile", pol.Quantile, "forecast quantile held back, in (0, 1)")
+	plan.Flags().Int64Var(&pol.BufferPermille, "buffer-permille", pol.BufferPermille, "buffer on top of the quantile, thousandths")
+	cmd.AddCommand(show, set, plan)
 	return cmd
 }
 

@@ -121,6 +121,10 @@ func matrix() map[string]matrixEntry {
 			return req{method: "POST", path: "/v1/demand", body: map[string]any{"samples": []any{
 				map[string]any{"pool": "lab-1/H100-SXM", "hour": t0.Add(-time.Hour).Format(time.RFC3339), "gpus": 8}}}}
 		}, want: allow(200, 403, 403, 403)},
+		// No demand history in the fixture: operators get the 422 that says so.
+		"POST /v1/holdback/plan": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/holdback/plan", body: map[string]any{"pool": "lab-1/H100-SXM"}}
+		}, want: allow(422, 403, 403, 403)},
 		"GET /v1/demand": {build: simple("GET", "/v1/demand?pool=lab-1/H100-SXM"), want: allow(200, 200, 403, 403)},
 		// No demand history in the fixture: operators get the 422 that says so.
 		"GET /v1/sellable": {build: simple("GET", "/v1/sellable?pool=lab-1/H100-SXM"), want: allow(422, 422, 403, 403)},

@@ -24,6 +24,45 @@ func (s *Server) registerDemandRoutes() {
 		Summary:     "What a pool can still sell as guaranteed capacity, month by month, and the risk taken",
 		Description: "Fits the demand forecast to the pool's stored history; the holdback follows the policy (quantile + buffer); sellable = healthy − holdback − guaranteed."},
 		tenant.PermCapacityRead, s.getSellable)
+	register(s, huma.Operation{OperationID: "plan-holdback", Method: http.MethodPost, Path: "/v1/holdback/plan", Tags: []string{"capacity"},
+		Summary:     "Set a pool's holdback schedule from its demand forecast under a policy (quantile + buffer), month by month",
+		Description: "Fits the forecast to the pool's stored history and sets, for each coming month, its peak quantile plus the buffer. Refused (409) when guaranteed leases already admitted would no longer fit."},
+		tenant.PermCapacityWrite, s.planHoldback)
+}
+
+// HoldbackPlanIn asks for the holdback a policy implies.
+type HoldbackPlanIn struct {
+	Pool           string  `json:"pool" required:"true" pattern:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[A-Za-z0-9-]{1,32}$"`
+	Months         int     `json:"months,omitempty" minimum:"0" maximum:"36" doc:"Months ahead; default 12."`
+	Quantile       float64 `json:"quantile,omitempty" doc:"Forecast quantile held back, in (0, 1); default 0.95."`
+	BufferPermille int64   `json:"buffer_permille,omitempty" doc:"Buffer on top of the quantile, in thousandths; default 50."`
+}
+
+type holdbackPlanIn struct {
+	Body HoldbackPlanIn
+}
+
+func (s *Server) planHoldback(ctx context.Context, p tenant.Principal, in *holdbackPlanIn) (*body[Holdback], error) {
+	pol := demand.DefaultPolicy()
+	if in.Body.Quantile != 0 {
+		pol.Quantile = in.Body.Quantile
+	}
+	if in.Body.BufferPermille != 0 {
+		pol.BufferPermille = in.Body.BufferPermille
+	}
+	months := in.Body.Months
+	if months == 0 {
+		months = 12
+	}
+	steps, err := s.eng.PlanHoldback(ctx, p, in.Body.Pool, months, pol)
+	if err != nil {
+		return nil, err
+	}
+	out := Holdback{Pool: in.Body.Pool, Steps: make([]HoldbackStep, len(steps))}
+	for i, st := range steps {
+		out.Steps[i] = HoldbackStep{From: st.From, GPUs: int64(st.GPUs)}
+	}
+	return ok(out)
 }
 
 // DemandSample is one hour of a pool's measured internal demand.

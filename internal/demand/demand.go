@@ -146,8 +146,8 @@ func History(samples []Sample, pool string) []forecast.Point {
 // Policy is a pool's holdback policy: the forecast quantile held back
 // from guaranteed leases, plus a buffer.
 type Policy struct {
-	Quantile       float64 `json:"quantile"`        // in (0, 1); default 0.95
-	BufferPermille int64   `json:"buffer_permille"` // added on top, in thousandths; default 50 (5%)
+	Quantile       float64 `json:"quantile" yaml:"quantile"`               // in (0, 1); default 0.95
+	BufferPermille int64   `json:"buffer_permille" yaml:"buffer_permille"` // added on top, in thousandths; default 50 (5%)
 }
 
 // DefaultPolicy is P95 plus 5%.

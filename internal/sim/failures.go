@@ -20,18 +20,18 @@ type FailureModel struct {
 	// PerThousandNodeDays is the rate of unplanned interruptions: 3.8 per
 	// 1,000 node-days in Meta's 54-day, 16,384-GPU H100 run (FLEET.md),
 	// about 100 a day at a 220k-GPU site.
-	PerThousandNodeDays float64
+	PerThousandNodeDays float64 `yaml:"per_thousand_node_days" json:"per_thousand_node_days"`
 	// RepairMean is the mean time a failed node is out; repair times are
 	// log-normal with RepairSigma (most repairs are a reboot or a part
 	// swap, a few wait for RMA).
-	RepairMean  time.Duration
-	RepairSigma float64
+	RepairMean  time.Duration `yaml:"repair_mean" json:"repair_mean"`
+	RepairSigma float64       `yaml:"repair_sigma" json:"repair_sigma"`
 	// MaintenanceShare is planned maintenance as a share of the
 	// unplanned count (about 0.1, FLEET.md); each takes Maintenance and
 	// is announced MaintenanceNotice ahead.
-	MaintenanceShare  float64
-	Maintenance       time.Duration
-	MaintenanceNotice time.Duration
+	MaintenanceShare  float64       `yaml:"maintenance_share" json:"maintenance_share"`
+	Maintenance       time.Duration `yaml:"maintenance" json:"maintenance"`
+	MaintenanceNotice time.Duration `yaml:"maintenance_notice" json:"maintenance_notice"`
 }
 
 // DefaultFailures is the FLEET.md model: 3.8 per 1,000 node-days,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"time"
 	"testing"
 
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -68,5 +69,9 @@ func TestBadInput(t *testing.T) {
 	sc, err = simrun.ParseScenario([]byte("contract:\n  share: 0.5\n"))
 	if err != nil || sc.Contract.Share != 0.5 || sc.Spot.AttemptsPerHour != simrun.DefaultScenario().Spot.AttemptsPerHour {
 		t.Errorf("partial scenario: %+v, %v; want share 0.5 over the defaults", sc.Contract, err)
+	}
+	sc, err = simrun.ParseScenario([]byte("holdback: {quantile: 0.9, buffer_permille: 30}\nfailures:\n  per_thousand_node_days: 5\n  repair_mean: 4h\n"))
+	if err != nil || sc.Holdback.Quantile != 0.9 || sc.Failures.PerThousandNodeDays != 5 || sc.Failures.RepairMean != 4*time.Hour || sc.Failures.RepairSigma != 1 {
+		t.Errorf("holdback and failures: %+v %+v, %v", sc.Holdback, sc.Failures, err)
 	}
 }
