@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"slices"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/simrun"

@@ -49,14 +49,14 @@ type allocIndex struct {
 	dataVersion  int64
 	totalChanges int64
 
-	recs   []allocRec
-	free   []int32 // indexes of unused recs
-	byID   map[string]int32
-	cells  map[uint64][]cellEntry // by cellKey
+	recs  []allocRec
+	free  []int32 // indexes of unused recs
+	byID  map[string]int32
+	cells map[uint64][]cellEntry // by cellKey
 	// spans lists, per level and node block (cellKey with t = 0), the
 	// time spans t that have a cell, sorted: a check of a long window
 	// reads the cells that exist in it rather than every one it covers.
-	spans map[uint64][]int64
+	spans  map[uint64][]int64
 	levels [len(gridLevels)]int
 	loose  []int32
 
