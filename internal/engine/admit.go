@@ -237,6 +237,7 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request, ef
 		return nil, nil, err
 	}
 	l.ID, l.TenantID, l.State, l.Created = id, tenantID, lease.Scheduled, now
+	c.releaseDue(now, eff) // nodes released since the last tick are wiped first
 	plans, victims, ref, err := c.place(now, p, &l, true)
 	if err != nil {
 		return nil, nil, err

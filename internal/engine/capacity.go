@@ -86,8 +86,10 @@ type capState struct {
 	spotPolicy map[string]spot.Policy // by pool ID; others get the default
 	handover   handover.Policy
 	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
+	wipeHold   map[int64]string        // their placement holds' IDs
+	wipeSeq    int64
 	ends       endHeap                 // allocation ends not yet ticked
-	ticked     time.Time               // the last tick
+	loaded     time.Time               // the origin at load: ends before it were wiped then
 	rebalanced map[string]bool         // spot leases sent a rebalance event
 	split      map[string]splitCount   // by pool: runs split this hour
 	reclaims   int64                   // reclaim notices given since load
@@ -111,8 +113,8 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		pools: map[string]*poolCap{}, byName: map[string]fleet.Node{}, byOrd: map[int64]fleet.Node{},
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
-		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{},
-		ticked: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
+		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{},
+		loaded: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)
 	if err != nil {

@@ -77,7 +77,7 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 	was, will := inService(n.State), inService(st)
 	n.State = st
 	c.byName[name], c.byOrd[n.Ordinal] = n, n
-	c.endWipe(n.Ordinal) // available confirms a wipe; failed or maintenance ends it
+	c.endWipe(n.Ordinal, now) // available confirms a wipe; failed or maintenance ends it
 	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {
 		return fleet.Node{}, changes{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -581,17 +582,7 @@ func (c *capState) noteEnd(a lease.Allocation) {
 // against the owner's use and prices.
 func (c *capState) tick(now time.Time) (*effect, error) {
 	eff := &effect{}
-	// Released nodes start their wipe.
-	for len(c.ends) > 0 && !c.ends[0].at.After(now) {
-		x := heap.Pop(&c.ends).(allocEnd)
-		a, ok := c.allocs[x.id]
-		if !ok || !a.End.Equal(x.at) || !x.at.After(c.ticked) {
-			continue
-		}
-		for o := a.NodeFrom; o < a.NodeTo; o++ {
-			c.release(o, a.TenantID, a.End, eff)
-		}
-	}
+	c.releaseDue(now, eff)
 	// Wipes that have lasted their time.
 	var done []int64
 	for o, n := range c.wiping {
@@ -602,7 +593,7 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	slices.Sort(done)
 	wiped := map[string][]string{} // pool → nodes
 	for _, o := range done {
-		if n, ok := c.sanitized(o); ok {
+		if n, ok := c.sanitized(o, now); ok {
 			wiped[n.PoolID()] = append(wiped[n.PoolID()], n.Name)
 		}
 	}
@@ -637,8 +628,23 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 			return nil, err
 		}
 	}
-	c.ticked = now
 	return eff, nil
+}
+
+// releaseDue starts the wipe of the nodes whose allocations ended by now.
+// Admission calls it first, so that no node is placed between its release
+// and the next tick without a wipe.
+func (c *capState) releaseDue(now time.Time, eff *effect) {
+	for len(c.ends) > 0 && !c.ends[0].at.After(now) {
+		x := heap.Pop(&c.ends).(allocEnd)
+		a, ok := c.allocs[x.id]
+		if !ok || !a.End.Equal(x.at) || !x.at.After(c.loaded) {
+			continue
+		}
+		for o := a.NodeFrom; o < a.NodeTo; o++ {
+			c.release(o, a.TenantID, a.End, eff)
+		}
+	}
 }
 
 // release starts the wipe of node o, which tenant held until at, unless
@@ -671,20 +677,40 @@ func (c *capState) startWipe(n fleet.Node, tenantID string, at time.Time) {
 	c.wiping[n.Ordinal] = ho
 	n.State = fleet.Sanitizing
 	c.byName[n.Name], c.byOrd[n.Ordinal] = n, n
-	_ = c.ix.SetSchedulable(n.Ordinal, false)
+	// Placement sees the wipe as a hold of the node over the wipe time
+	// (by the tenant that left, so that another's dedicated leaf stays
+	// closed meanwhile): it places nothing on the node until then, and
+	// anything after. Where an allocation already starts on the node
+	// within it (a reclaim for a guaranteed lease), the new holder's
+	// delivery waits for the wipe instead.
+	if id, ok := c.wipeHold[n.Ordinal]; ok {
+		_ = c.ix.Remove(id)
+	}
+	c.wipeSeq++
+	id := wipeHoldPrefix + strconv.FormatInt(c.wipeSeq, 10)
+	h := placement.Hold{ID: id, LeaseID: wipeHoldPrefix, TenantID: tenantID, NodeFrom: n.Ordinal, NodeTo: n.Ordinal + 1,
+		Start: at, End: at.Add(max(c.handover.Sanitize, time.Minute))}
+	if err := c.ix.Add(h); err == nil {
+		c.wipeHold[n.Ordinal] = id
+	} else {
+		delete(c.wipeHold, n.Ordinal)
+	}
 }
+
+// wipeHoldPrefix names the placement holds of wipes (no lease has it).
+const wipeHoldPrefix = "wipe:"
 
 // sanitized ends node o's wipe: the node is available again (false when
 // it left service meanwhile).
-func (c *capState) sanitized(o int64) (fleet.Node, bool) {
-	c.endWipe(o)
+func (c *capState) sanitized(o int64, now time.Time) (fleet.Node, bool) {
+	c.endWipe(o, now)
 	n := c.byOrd[o]
 	if n.State != fleet.Sanitizing {
 		return fleet.Node{}, false
 	}
 	n.State = fleet.Available
 	c.byName[n.Name], c.byOrd[o] = n, n
-	_ = c.ix.SetSchedulable(o, true)
+	_ = c.ix.SetSchedulable(o, true) // a store of an earlier version kept the state
 	return n, true
 }
 
@@ -697,8 +723,12 @@ func sanitizedEvent(now time.Time, pool string, nodes []string) event.Event {
 	return event.New(now, event.NodeSanitized, "", "", map[string]any{"pool": pool, "count": len(nodes), "nodes": nodes[:min(len(nodes), maxEventNodes)]})
 }
 
-// endWipe forgets node o's wipe.
-func (c *capState) endWipe(o int64) {
+// endWipe forgets node o's wipe at now.
+func (c *capState) endWipe(o int64, now time.Time) {
+	if id, ok := c.wipeHold[o]; ok {
+		_ = c.ix.End(id, now)
+		delete(c.wipeHold, o)
+	}
 	if _, ok := c.wiping[o]; ok {
 		delete(c.wiping, o)
 		if n, ok := c.byOrd[o]; ok {
@@ -710,7 +740,7 @@ func (c *capState) endWipe(o int64) {
 // heldBy reports whether tenantID holds node o at at (it keeps the node).
 func (c *capState) heldBy(o int64, tenantID string, at time.Time) bool {
 	for _, h := range c.ix.HoldsOn(o, at) {
-		if h.TenantID == tenantID && !h.Start.After(at) {
+		if h.TenantID == tenantID && !h.Start.After(at) && h.LeaseID != wipeHoldPrefix {
 			return true
 		}
 	}

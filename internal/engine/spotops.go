@@ -176,7 +176,7 @@ func (e *Engine) ConfirmSanitized(ctx context.Context, p tenant.Principal, name 
 		if _, wiping := c.wiping[n.Ordinal]; !wiping || n.State != fleet.Sanitizing {
 			return nil, nil, fmt.Errorf("node %s is %s, not sanitizing: %w", name, n.State, ErrState)
 		}
-		c.sanitized(n.Ordinal)
+		c.sanitized(n.Ordinal, now)
 		eff := &effect{audit: &tenant.AuditEntry{Action: "node.sanitized", Object: "node/" + name, Detail: "wipe confirmed"},
 			events: []event.Event{sanitizedEvent(now, n.PoolID(), []string{name})}}
 		return eff, c.byName[name], nil
