@@ -88,11 +88,11 @@ type capState struct {
 	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
 	wipeHold   map[int64]string        // their placement holds' IDs
 	wipeSeq    int64
-	ends       endHeap                 // allocation ends not yet ticked
-	loaded     time.Time               // the origin at load: ends before it were wiped then
-	rebalanced map[string]bool         // spot leases sent a rebalance event
-	split      map[string]splitCount   // by pool: runs split this hour
-	reclaims   int64                   // reclaim notices given since load
+	ends       endHeap               // allocation ends not yet ticked
+	loaded     time.Time             // the origin at load: ends before it were wiped then
+	rebalanced map[string]bool       // spot leases sent a rebalance event
+	split      map[string]splitCount // by pool: runs split this hour
+	reclaims   int64                 // reclaim notices given since load
 }
 
 // schedulable reports whether placement may put leases on a node in state s.
