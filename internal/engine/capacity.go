@@ -90,6 +90,7 @@ type capState struct {
 	wipeSeq    int64
 	ends       endHeap               // allocation ends not yet ticked
 	loaded     time.Time             // the origin at load: ends before it were wiped then
+	pruned     time.Time             // the last prune
 	rebalanced map[string]bool       // spot leases sent a rebalance event
 	split      map[string]splitCount // by pool: runs split this hour
 	reclaims   int64                 // reclaim notices given since load
@@ -114,7 +115,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
 		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{},
-		loaded: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
+		loaded: origin, pruned: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)
 	if err != nil {

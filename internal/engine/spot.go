@@ -618,6 +618,9 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 				"pool": l.Pool, "released_at": l.End.UTC(), "reason": l.Reason}))
 		}
 	}
+	if now.Sub(c.pruned) >= pruneEvery {
+		c.prune(now)
+	}
 	ids := make([]string, 0, len(c.pools))
 	for id := range c.pools {
 		ids = append(ids, id)
@@ -723,10 +726,11 @@ func sanitizedEvent(now time.Time, pool string, nodes []string) event.Event {
 	return event.New(now, event.NodeSanitized, "", "", map[string]any{"pool": pool, "count": len(nodes), "nodes": nodes[:min(len(nodes), maxEventNodes)]})
 }
 
-// endWipe forgets node o's wipe at now.
+// endWipe forgets node o's wipe at now; its placement hold goes (holds in
+// the past constrain nothing).
 func (c *capState) endWipe(o int64, now time.Time) {
 	if id, ok := c.wipeHold[o]; ok {
-		_ = c.ix.End(id, now)
+		_ = c.ix.Remove(id)
 		delete(c.wipeHold, o)
 	}
 	if _, ok := c.wiping[o]; ok {
@@ -769,4 +773,41 @@ func (c *capState) noteSplit(pool string, k lease.Kind, now time.Time, gpus int6
 		sp.reservation += gpus
 	}
 	c.split[pool] = sp
+}
+
+// pruneEvery is how often the tick forgets what ended: allocations and
+// leases that ended more than pruneAfter ago leave the placement index
+// and the maps (the calendars keep their counts; the store keeps them all),
+// so that a long-running engine places as fast on its first day as on its
+// thousandth.
+const (
+	pruneEvery = 24 * time.Hour
+	pruneAfter = time.Hour
+)
+
+// prune forgets the allocations and leases that ended before now −
+// pruneAfter.
+func (c *capState) prune(now time.Time) {
+	c.pruned = now
+	before := now.Add(-pruneAfter)
+	for id, a := range c.allocs {
+		if a.End.After(before) {
+			continue
+		}
+		_ = c.ix.Remove(id)
+		delete(c.allocs, id)
+	}
+	for id, ids := range c.byLease {
+		ids = slices.DeleteFunc(ids, func(aid string) bool { _, ok := c.allocs[aid]; return !ok })
+		if len(ids) == 0 {
+			delete(c.byLease, id)
+		} else {
+			c.byLease[id] = ids
+		}
+	}
+	for id, l := range c.leases {
+		if !l.End.After(before) && len(c.byLease[id]) == 0 {
+			delete(c.leases, id)
+		}
+	}
 }
