@@ -87,7 +87,7 @@ func TestDemandImportShow(t *testing.T) {
 		if len(rep.Months) != 2 || rep.HistoryHours != 504 || rep.Months[0].HealthyGPUs != 512 {
 			t.Errorf("sellable = %+v, want 2 months of a 512-GPU pool fitted to 504 hours", rep)
 		}
-		hb := mustJSON[api.Holdback](t, s, "", "holdback", "plan", "--pool", "uni/H100-SXM", "--months", "2")
+		hb := mustJSON[api.HoldbackPlan](t, s, "", "holdback", "plan", "--pool", "uni/H100-SXM", "--months", "2")
 		if len(hb.Steps) == 0 || hb.Steps[0].GPUs <= 300 || hb.Steps[0].GPUs > 512 {
 			t.Errorf("holdback plan = %+v, want steps above the 300-GPU base level", hb)
 		}

@@ -371,17 +371,28 @@ func newHoldbackCmd(e *env) *cobra.Command {
 		Short: "Set a pool's holdback from its demand forecast: each month's peak quantile plus a buffer",
 		Long: `plan fits the forecast to the pool's stored demand history (neocloud demand
 import) and sets the holdback schedule the policy implies, month by month:
-the forecast drives the calendar. Refused when guaranteed leases already
-admitted would no longer fit. See neocloud sellable for what it leaves.`,
+the forecast drives the calendar. A month in which the guaranteed leases
+already admitted leave less room is set as high as they allow (WANTED shows the
+policy's figure). See neocloud sellable for what it leaves.`,
 		Example: "  neocloud holdback plan --pool ref-300mw/H100-SXM --months 12 --quantile 0.95 --buffer-permille 50",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in := api.HoldbackPlanIn{Pool: pool, Months: months, Quantile: pol.Quantile, BufferPermille: pol.BufferPermille}
-			var out api.Holdback
+			var out api.HoldbackPlan
 			if err := e.call(cmd.Context(), http.MethodPost, "/v1/holdback/plan", nil, in, &out); err != nil {
 				return err
 			}
-			return e.print(out, func() [][]string { return holdbackRows(out) })
+			return e.print(out, func() [][]string {
+				rows := [][]string{{"POOL", "FROM", "GPUS", "WANTED"}}
+				for i, s := range out.Steps {
+					wanted := "-"
+					if i < len(out.Wanted) {
+						wanted = i64(out.Wanted[i].GPUs)
+					}
+					rows = append(rows, []string{out.Pool, ts(s.From), i64(s.GPUs), wanted})
+				}
+				return rows
+			})
 		},
 	}
 	plan.Flags().StringVar(&pool, "pool", "", "pool: site/GPU-MODEL")

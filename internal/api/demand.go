@@ -26,7 +26,7 @@ func (s *Server) registerDemandRoutes() {
 		tenant.PermCapacityRead, s.getSellable)
 	register(s, huma.Operation{OperationID: "plan-holdback", Method: http.MethodPost, Path: "/v1/holdback/plan", Tags: []string{"capacity"},
 		Summary:     "Set a pool's holdback schedule from its demand forecast under a policy (quantile + buffer), month by month",
-		Description: "Fits the forecast to the pool's stored history and sets, for each coming month, its peak quantile plus the buffer. Refused (409) when guaranteed leases already admitted would no longer fit."},
+		Description: "Fits the forecast to the pool's stored history and sets, for each coming month, its peak quantile plus the buffer; a month the guaranteed leases already admitted leave less room in is set as high as they allow (see wanted)."},
 		tenant.PermCapacityWrite, s.planHoldback)
 }
 
@@ -42,7 +42,15 @@ type holdbackPlanIn struct {
 	Body HoldbackPlanIn
 }
 
-func (s *Server) planHoldback(ctx context.Context, p tenant.Principal, in *holdbackPlanIn) (*body[Holdback], error) {
+// HoldbackPlan is the schedule set and the one the policy wanted: a step
+// lower than wanted is as much as the guaranteed leases already admitted
+// leave.
+type HoldbackPlan struct {
+	Holdback
+	Wanted []HoldbackStep `json:"wanted" doc:"The policy's steps before lowering to what admitted leases leave."`
+}
+
+func (s *Server) planHoldback(ctx context.Context, p tenant.Principal, in *holdbackPlanIn) (*body[HoldbackPlan], error) {
 	pol := demand.DefaultPolicy()
 	if in.Body.Quantile != 0 {
 		pol.Quantile = in.Body.Quantile
@@ -54,13 +62,17 @@ func (s *Server) planHoldback(ctx context.Context, p tenant.Principal, in *holdb
 	if months == 0 {
 		months = 12
 	}
-	steps, err := s.eng.PlanHoldback(ctx, p, in.Body.Pool, months, pol)
+	plan, err := s.eng.PlanHoldback(ctx, p, in.Body.Pool, months, pol)
 	if err != nil {
 		return nil, err
 	}
-	out := Holdback{Pool: in.Body.Pool, Steps: make([]HoldbackStep, len(steps))}
-	for i, st := range steps {
+	out := HoldbackPlan{Holdback: Holdback{Pool: in.Body.Pool, Steps: make([]HoldbackStep, len(plan.Steps))},
+		Wanted: make([]HoldbackStep, len(plan.Wanted))}
+	for i, st := range plan.Steps {
 		out.Steps[i] = HoldbackStep{From: st.From, GPUs: int64(st.GPUs)}
+	}
+	for i, st := range plan.Wanted {
+		out.Wanted[i] = HoldbackStep{From: st.From, GPUs: int64(st.GPUs)}
 	}
 	return ok(out)
 }

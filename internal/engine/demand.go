@@ -250,22 +250,22 @@ func (e *Engine) predict(ctx context.Context, pool string, months int) (*forecas
 
 // PlanHoldback sets pool's holdback schedule from its demand forecast
 // under pol, month by month through months ahead (see demand.Holdback):
-// the forecast drives the calendar. It returns the steps set; a *Refusal
-// when guaranteed leases already admitted would no longer fit (nothing
-// changes then).
-func (e *Engine) PlanHoldback(ctx context.Context, p tenant.Principal, pool string, months int, pol demand.Policy) ([]HoldbackStep, error) {
+// the forecast drives the calendar. A month whose holdback the guaranteed
+// leases already admitted leave no room for is set as high as they allow
+// (never refused); the result says which steps were lowered.
+func (e *Engine) PlanHoldback(ctx context.Context, p tenant.Principal, pool string, months int, pol demand.Policy) (PlannedHoldback, error) {
 	if err := e.check(ctx, p, tenant.PermCapacityWrite, "holdback.plan", "pool/"+pool, ""); err != nil {
-		return nil, err
+		return PlannedHoldback{}, err
 	}
 	var v valid.Error
 	if months < 1 || months > MaxSellableMonths {
 		v.Add("months", months, "must be between 1 and %d", MaxSellableMonths)
 	}
 	if err := pol.Validate(); err != nil {
-		return nil, err
+		return PlannedHoldback{}, err
 	}
 	if err := v.Err(); err != nil {
-		return nil, err
+		return PlannedHoldback{}, err
 	}
 	var physical int64 = -1
 	_ = e.readCap(ctx, func(c *capState) error {
@@ -277,22 +277,69 @@ func (e *Engine) PlanHoldback(ctx context.Context, p tenant.Principal, pool stri
 	if physical < 0 {
 		var fv valid.Error
 		fv.Add("pool", pool, "must be a pool of the fleet (site/MODEL)")
-		return nil, fv.Err()
+		return PlannedHoldback{}, fv.Err()
 	}
 	pred, _, _, err := e.predict(ctx, pool, months)
 	if err != nil {
-		return nil, err
+		return PlannedHoldback{}, err
 	}
 	ds, err := demand.Holdback(pred, pol, physical)
 	if err != nil {
-		return nil, err
+		return PlannedHoldback{}, err
 	}
-	steps := make([]HoldbackStep, len(ds))
+	want := make([]HoldbackStep, len(ds))
 	for i, d := range ds {
-		steps[i] = HoldbackStep{From: d.From, GPUs: unit.GPUs(d.GPUs)}
+		want[i] = HoldbackStep{From: d.From, GPUs: unit.GPUs(d.GPUs)}
 	}
-	if err := e.SetHoldback(ctx, p, pool, steps); err != nil {
-		return nil, err
+	ctx = withPrincipal(ctx, p)
+	res, err := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
+		steps := c.clampHoldback(now, pool, want)
+		if err := c.setHoldback(now, pool, steps); err != nil {
+			return nil, nil, err
+		}
+		short := 0
+		for i := range steps {
+			if steps[i].GPUs < want[i].GPUs {
+				short++
+			}
+		}
+		return &effect{holdback: &holdbackChange{pool: pool, steps: steps}, audit: &tenant.AuditEntry{Action: "holdback.plan",
+			Object: "pool/" + pool, Detail: fmt.Sprintf("quantile=%g buffer_permille=%d months=%d steps=%d clamped=%d",
+				pol.Quantile, pol.BufferPermille, months, len(steps), short)}}, PlannedHoldback{Steps: steps, Wanted: want}, nil
+	}).Wait()
+	if err != nil {
+		return PlannedHoldback{}, err
 	}
-	return steps, nil
+	return res.(PlannedHoldback), nil
+}
+
+// PlannedHoldback is a holdback plan: the steps set, and the steps the
+// policy wanted; a step set lower than wanted is as much as the
+// guaranteed leases already admitted leave (the rest is risk taken).
+type PlannedHoldback struct {
+	Steps  []HoldbackStep
+	Wanted []HoldbackStep
+}
+
+// clampHoldback returns steps each lowered to what the guaranteed leases
+// admitted leave of pool's healthy GPUs over its span from now on, so that
+// setting them is never refused.
+func (c *capState) clampHoldback(now time.Time, pool string, steps []HoldbackStep) []HoldbackStep {
+	p := c.pools[pool]
+	out := slices.Clone(steps)
+	if p == nil {
+		return out
+	}
+	for i := range out {
+		from := max(c.floor(out[i].From), c.floor(now), 0)
+		to := c.slots
+		if i+1 < len(out) {
+			to = min(c.floor(out[i+1].From), c.slots)
+		}
+		for s := from; s < to; s++ {
+			room := p.healthy.At(s) - p.contract.At(s) - p.reservation.At(s)
+			out[i].GPUs = max(min(out[i].GPUs, unit.GPUs(room)), 0)
+		}
+	}
+	return out
 }

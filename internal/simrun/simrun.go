@@ -260,9 +260,11 @@ func (r *runner) setup(ctx context.Context) error {
 				return fmt.Errorf("simulate: demand history of %s: %w", p.ID, err)
 			}
 		}
-		if pr.holdback, err = r.eng.PlanHoldback(ctx, r.admin, p.ID, r.cfg.Months+1, r.sc.Holdback); err != nil {
+		plan, err := r.eng.PlanHoldback(ctx, r.admin, p.ID, r.cfg.Months+1, r.sc.Holdback)
+		if err != nil {
 			return fmt.Errorf("simulate: holdback of %s: %w", p.ID, err)
 		}
+		pr.holdback = plan.Steps
 		for _, s := range pr.holdback {
 			pr.maxHB = max(pr.maxHB, int64(s.GPUs))
 		}
@@ -384,6 +386,11 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 			return nil, err
 		}
 		r.clk.Set(t)
+		if h > first && t.Day() == 1 && t.Hour() == 0 {
+			if err := r.replan(ctx, first, h); err != nil {
+				return nil, err
+			}
+		}
 		if err := r.hourStart(ctx, h, t); err != nil {
 			return nil, err
 		}
@@ -414,6 +421,36 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 		}
 	}
 	return points, nil
+}
+
+// replan runs at the start of each month (hour h): the owner's measured
+// demand of the past month joins the history, and the holdback is set
+// again from a forecast fitted to it, as an operator would (a holdback
+// fixed a year ahead misses where the demand went).
+func (r *runner) replan(ctx context.Context, first, h int) error {
+	from := max(first, h-24*31)
+	for i := range r.pools {
+		p := &r.pools[i]
+		samples := make([]demand.Sample, 0, h-from)
+		for k := from; k < h; k++ {
+			samples = append(samples, demand.Sample{Pool: p.ID, Hour: r.start.Add(time.Duration(k) * time.Hour), GPUs: p.actual[k]})
+		}
+		if len(samples) > 0 {
+			r.commands++
+			if _, err := r.eng.ImportDemand(ctx, r.admin, samples); err != nil {
+				return fmt.Errorf("simulate: demand of %s: %w", p.ID, err)
+			}
+		}
+		t := r.start.Add(time.Duration(h) * time.Hour)
+		elapsed := (t.Year()-r.start.Year())*12 + int(t.Month()) - int(r.start.Month())
+		r.commands++
+		plan, err := r.eng.PlanHoldback(ctx, r.admin, p.ID, min(max(r.cfg.Months-elapsed, 1)+1, engine.MaxSellableMonths), r.sc.Holdback)
+		if err != nil {
+			return fmt.Errorf("simulate: holdback of %s: %w", p.ID, err)
+		}
+		p.holdback = plan.Steps
+	}
+	return nil
 }
 
 // queued is a command submitted and not yet answered; then, when set,
