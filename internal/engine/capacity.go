@@ -87,6 +87,7 @@ type capState struct {
 	handover   handover.Policy
 	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
 	wipeHold   map[int64]string        // their placement holds' IDs
+	wipeRuns   map[string]wipeRun      // the holds, by ID
 	wipeSeq    int64
 	ends       endHeap               // allocation ends not yet ticked
 	loaded     time.Time             // the origin at load: ends before it were wiped then
@@ -114,7 +115,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		pools: map[string]*poolCap{}, byName: map[string]fleet.Node{}, byOrd: map[int64]fleet.Node{},
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
-		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{},
+		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{}, wipeRuns: map[string]wipeRun{},
 		loaded: origin, pruned: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)
@@ -211,7 +212,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 	for _, a := range ended {
 		for o := a.NodeFrom; o < a.NodeTo; o++ {
 			if n, ok := c.byOrd[o]; ok && schedulable(n.State) && a.End.After(now.Add(-c.handover.Sanitize)) && !c.heldBy(o, a.TenantID, a.End) {
-				c.startWipe(n, a.TenantID, a.End)
+				c.startWipes(o, o+1, a.TenantID, a.End)
 			}
 		}
 	}

@@ -591,6 +591,20 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 		}
 	}
 	slices.Sort(done)
+	// Runs whose wipe is over go at once (node by node would split them).
+	for _, o := range done {
+		if id, ok := c.wipeHold[o]; ok {
+			if run := c.wipeRuns[id]; !run.hold.End.After(now) {
+				_ = c.ix.Remove(id)
+				delete(c.wipeRuns, id)
+				for p := run.hold.NodeFrom; p < run.hold.NodeTo; p++ {
+					if c.wipeHold[p] == id {
+						delete(c.wipeHold, p)
+					}
+				}
+			}
+		}
+	}
 	wiped := map[string][]string{} // pool → nodes
 	for _, o := range done {
 		if n, ok := c.sanitized(o, now); ok {
@@ -644,59 +658,122 @@ func (c *capState) releaseDue(now time.Time, eff *effect) {
 		if !ok || !a.End.Equal(x.at) || !x.at.After(c.loaded) {
 			continue
 		}
-		for o := a.NodeFrom; o < a.NodeTo; o++ {
-			c.release(o, a.TenantID, a.End, eff)
+		c.releaseRun(a.NodeFrom, a.NodeTo, a.TenantID, a.End, eff)
+	}
+}
+
+// releaseRun starts the wipe of the nodes [from, to) that tenantID held
+// until at (see release), with one placement hold per run of them.
+func (c *capState) releaseRun(from, to int64, tenantID string, at time.Time, eff *effect) {
+	var nodes []fleet.Node
+	for o := from; o < to; o++ {
+		if n, ok := c.byOrd[o]; ok && c.releasable(n, tenantID, at) {
+			nodes = append(nodes, n)
 		}
 	}
+	for _, run := range lease.Runs(ordinalsOf(nodes)) {
+		c.startWipes(run[0], run[1], tenantID, at)
+		eff.wipes += int(run[1] - run[0])
+	}
 }
 
-// release starts the wipe of node o, which tenant held until at, unless
-// the same tenant holds it again from at (the node stays with it) or the
-// node is out of service.
-func (c *capState) release(o int64, tenantID string, at time.Time, eff *effect) {
-	n, ok := c.byOrd[o]
-	if !ok || !schedulable(n.State) {
+func ordinalsOf(ns []fleet.Node) []int64 {
+	out := make([]int64, len(ns))
+	for i, n := range ns {
+		out[i] = n.Ordinal
+	}
+	return out
+}
+
+// releasable reports whether node n, which tenantID held until at, must
+// be wiped: it is in service and schedulable, and the same tenant does
+// not hold it on (then it keeps its data: no hand-over).
+func (c *capState) releasable(n fleet.Node, tenantID string, at time.Time) bool {
+	return schedulable(n.State) && !c.heldBy(n.Ordinal, tenantID, at)
+}
+
+// startWipes puts the nodes [from, to) (all in byOrd) in sanitizing from
+// at, after tenantID held them. Wipes are kept in memory only: they follow
+// from the allocations, which are stored (loadCapacity restarts the wipes
+// of allocations that ended within the hand-over time), so that the
+// fleet's nodes are not rewritten on every release. A confirmation lost to
+// a restart wipes again: safe.
+//
+// Placement sees a wipe as a hold of the nodes over the wipe time (by the
+// tenant that left, so that another's dedicated leaf stays closed
+// meanwhile): it places nothing on them until then, and anything after.
+// One hold covers the run; where it cannot (an allocation already starts
+// on a node within the wipe time — a reclaim for a guaranteed lease — and
+// the new holder's delivery waits for the wipe instead), each node gets
+// its own, or none.
+func (c *capState) startWipes(from, to int64, tenantID string, at time.Time) {
+	for o := from; o < to; o++ {
+		n := c.byOrd[o]
+		ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
+		ho, _ = ho.Release(at)
+		ho, _ = ho.Released(at)
+		if _, already := c.wiping[o]; !already {
+			c.pools[n.PoolID()].sanitizing += int64(n.GPUs)
+		}
+		c.wiping[o] = ho
+		n.State = fleet.Sanitizing
+		c.byName[n.Name], c.byOrd[o] = n, n
+		c.dropWipeHold(o, at)
+	}
+	end := at.Add(max(c.handover.Sanitize, time.Minute))
+	if c.addWipeHold(from, to, tenantID, at, end) || to-from == 1 {
 		return
 	}
-	if c.heldBy(o, tenantID, at) {
-		return // reassigned to the holder it leaves: no hand-over
+	for o := from; o < to; o++ {
+		c.addWipeHold(o, o+1, tenantID, at, end)
 	}
-	c.startWipe(n, tenantID, at)
-	eff.wipes++
 }
 
-// startWipe puts node n in sanitizing from at, after tenantID held it.
-// The wipe is kept in memory only: it follows from the allocations, which
-// are stored (loadCapacity restarts the wipes of allocations that ended
-// within the hand-over time), so that the fleet's nodes are not rewritten
-// on every release. A confirmation lost to a restart wipes again: safe.
-func (c *capState) startWipe(n fleet.Node, tenantID string, at time.Time) {
-	ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
-	ho, _ = ho.Release(at)
-	ho, _ = ho.Released(at)
-	if _, already := c.wiping[n.Ordinal]; !already {
-		c.pools[n.PoolID()].sanitizing += int64(n.GPUs)
-	}
-	c.wiping[n.Ordinal] = ho
-	n.State = fleet.Sanitizing
-	c.byName[n.Name], c.byOrd[n.Ordinal] = n, n
-	// Placement sees the wipe as a hold of the node over the wipe time
-	// (by the tenant that left, so that another's dedicated leaf stays
-	// closed meanwhile): it places nothing on the node until then, and
-	// anything after. Where an allocation already starts on the node
-	// within it (a reclaim for a guaranteed lease), the new holder's
-	// delivery waits for the wipe instead.
-	if id, ok := c.wipeHold[n.Ordinal]; ok {
-		_ = c.ix.Remove(id)
-	}
+// wipeRun is a placement hold over a run of wiping nodes.
+type wipeRun struct {
+	hold placement.Hold
+}
+
+// addWipeHold adds one hold over nodes [from, to) for [start, end) and
+// reports whether the index took it.
+func (c *capState) addWipeHold(from, to int64, tenantID string, start, end time.Time) bool {
 	c.wipeSeq++
-	id := wipeHoldPrefix + strconv.FormatInt(c.wipeSeq, 10)
-	h := placement.Hold{ID: id, LeaseID: wipeHoldPrefix, TenantID: tenantID, NodeFrom: n.Ordinal, NodeTo: n.Ordinal + 1,
-		Start: at, End: at.Add(max(c.handover.Sanitize, time.Minute))}
-	if err := c.ix.Add(h); err == nil {
-		c.wipeHold[n.Ordinal] = id
-	} else {
-		delete(c.wipeHold, n.Ordinal)
+	h := placement.Hold{ID: wipeHoldPrefix + strconv.FormatInt(c.wipeSeq, 10), LeaseID: wipeHoldPrefix, TenantID: tenantID,
+		NodeFrom: from, NodeTo: to, Start: start, End: end}
+	if c.ix.Add(h) != nil {
+		return false
+	}
+	c.wipeRuns[h.ID] = wipeRun{hold: h}
+	for o := from; o < to; o++ {
+		c.wipeHold[o] = h.ID
+	}
+	return true
+}
+
+// dropWipeHold takes node o out of its wipe hold, if any: the hold goes,
+// and the other nodes of its run get holds of their own parts again.
+func (c *capState) dropWipeHold(o int64, now time.Time) {
+	id, ok := c.wipeHold[o]
+	if !ok {
+		return
+	}
+	delete(c.wipeHold, o)
+	run := c.wipeRuns[id]
+	delete(c.wipeRuns, id)
+	_ = c.ix.Remove(id)
+	h := run.hold
+	if !h.End.After(now) {
+		for p := h.NodeFrom; p < h.NodeTo; p++ {
+			if c.wipeHold[p] == id {
+				delete(c.wipeHold, p)
+			}
+		}
+		return
+	}
+	for _, part := range [][2]int64{{h.NodeFrom, o}, {o + 1, h.NodeTo}} {
+		if part[0] < part[1] {
+			c.addWipeHold(part[0], part[1], h.TenantID, h.Start, h.End)
+		}
 	}
 }
 
@@ -729,10 +806,7 @@ func sanitizedEvent(now time.Time, pool string, nodes []string) event.Event {
 // endWipe forgets node o's wipe at now; its placement hold goes (holds in
 // the past constrain nothing).
 func (c *capState) endWipe(o int64, now time.Time) {
-	if id, ok := c.wipeHold[o]; ok {
-		_ = c.ix.Remove(id)
-		delete(c.wipeHold, o)
-	}
+	c.dropWipeHold(o, now)
 	if _, ok := c.wiping[o]; ok {
 		delete(c.wiping, o)
 		if n, ok := c.byOrd[o]; ok {
