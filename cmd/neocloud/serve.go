@@ -30,6 +30,7 @@ type serveOptions struct {
 	logFormat    string
 	logLevel     string
 	clock        clock.Clock // nil: the wall clock (the demo sets an accelerated one)
+	policy       string      // --policy file: spot policies and the wipe time
 }
 
 func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
@@ -40,6 +41,7 @@ func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
 	f.StringVar(&o.adminKeyFile, "admin-key-file", "", "where the first operator-admin key is written on an empty store (default DATA/admin.key)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.policy, "policy", "", "YAML file of spot policies by GPU model or pool (base price, curve, notice tiers, buffer) and the wipe time (sanitize); see docs/spot-reclaim.md")
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -106,11 +108,18 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 			return nil, fmt.Errorf("--data: %w", err)
 		}
 	}
+	cfg := engine.Config{Logger: logger, Clock: o.clock}
+	if o.policy != "" {
+		if cfg.Sanitize, cfg.Spot, err = readPolicy(o.policy); err != nil {
+			return nil, err
+		}
+	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Config{Store: st, Logger: logger, Clock: o.clock})
+	cfg.Store = st
+	eng, err := engine.New(cfg)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -517,7 +517,7 @@ func (e *Engine) loadedLocked(ctx context.Context) (*capState, error) {
 	if e.cap != nil && !e.cap.stale(now) {
 		return e.cap, nil
 	}
-	c, err := loadCapacity(ctx, e.store, now, e.horizon)
+	c, err := loadCapacity(ctx, e.store, now, e.horizon, capConfig{spot: e.spotPolicies, sanitize: e.sanitize})
 	if err != nil {
 		return nil, fmt.Errorf("load capacity: %w", err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -83,7 +84,7 @@ type capState struct {
 	nextAlloc map[string]int      // lease ID → next allocation suffix
 
 	// Spot and hand-over (spot.go).
-	spotPolicy map[string]spot.Policy // by pool ID; others get the default
+	spotPolicy map[string]spot.Policy // by pool ID or GPU model; others get the default
 	handover   handover.Policy
 	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
 	wipeHold   map[int64]string        // their placement holds' IDs
@@ -108,14 +109,20 @@ func inService(s fleet.State) bool {
 
 // loadCapacity rebuilds the in-memory capacity from the store, with the
 // calendars' origin at the start of now's hour.
-func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Duration) (*capState, error) {
+// capConfig is what the engine's configuration says about capacity.
+type capConfig struct {
+	spot     map[string]spot.Policy // by pool ID or GPU model
+	sanitize time.Duration
+}
+
+func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Duration, cfg capConfig) (*capState, error) {
 	origin := now.UTC().Truncate(time.Hour)
 	slots := int((horizon + calendarSlack) / time.Hour)
 	c := &capState{origin: origin, slots: slots, horizon: horizon,
 		pools: map[string]*poolCap{}, byName: map[string]fleet.Node{}, byOrd: map[int64]fleet.Node{},
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
-		handover: handover.Policy{Sanitize: handover.DefaultSanitize}, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{}, wipeRuns: map[string]wipeRun{},
+		handover: handover.Policy{Sanitize: cmp.Or(cfg.sanitize, handover.DefaultSanitize)}, spotPolicy: cfg.spot, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{}, wipeRuns: map[string]wipeRun{},
 		loaded: origin, pruned: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/handover"
+	"github.com/neocloud/neocloud/internal/spot"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
@@ -28,16 +31,19 @@ type Engine struct {
 	// Capacity: the in-memory calendars and placement index (nil until
 	// first use, and after a fleet change), guarded by capMu; capacity
 	// commands go through ops to the writer goroutine (batch.go).
-	horizon    time.Duration
-	capMu      sync.RWMutex
-	cap        *capState
-	gen        uint64 // bumped when the in-memory capacity is dropped after a failed commit
-	ops        chan *op
-	applied    time.Time // the time the last command applied at (writer only)
-	writerOnce sync.Once
-	closeOnce  sync.Once
-	closed     chan struct{}
-	tenants    sync.Map // tenant IDs known to exist
+	horizon time.Duration
+	capMu   sync.RWMutex
+	cap     *capState
+	gen     uint64 // bumped when the in-memory capacity is dropped after a failed commit
+	ops     chan *op
+	// Spot policies and the wipe time, handed to every capacity state.
+	spotPolicies map[string]spot.Policy
+	sanitize     time.Duration
+	applied      time.Time // the time the last command applied at (writer only)
+	writerOnce   sync.Once
+	closeOnce    sync.Once
+	closed       chan struct{}
+	tenants      sync.Map // tenant IDs known to exist
 
 	// Active keys by hash, so that authenticating a request reads no
 	// store; a revocation empties it (one server per database: another
@@ -61,6 +67,13 @@ type Config struct {
 	Rand   io.Reader
 	// Horizon is how far ahead leases may be booked.
 	Horizon time.Duration
+	// Spot holds spot policies (price curve, notice tiers, buffer) by
+	// pool ID or GPU model; other pools get spot.DefaultPolicy of
+	// DefaultSpotBase. Each must be valid.
+	Spot map[string]spot.Policy
+	// Sanitize is how long a wipe lasts unless confirmed; 0 means
+	// handover.DefaultSanitize.
+	Sanitize time.Duration
 }
 
 // New returns an engine over cfg.Store.
@@ -83,7 +96,19 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Horizon < time.Hour || cfg.Horizon > 50*365*24*time.Hour {
 		return nil, fmt.Errorf("engine: horizon %s: must be between 1h and 50 years", cfg.Horizon)
 	}
+	if cfg.Sanitize == 0 {
+		cfg.Sanitize = handover.DefaultSanitize
+	}
+	if cfg.Sanitize < time.Minute || cfg.Sanitize > 7*24*time.Hour {
+		return nil, fmt.Errorf("engine: sanitize %s: must be between 1m and 7 days", cfg.Sanitize)
+	}
+	for k, pol := range cfg.Spot {
+		if err := pol.Validate(); err != nil {
+			return nil, fmt.Errorf("engine: spot policy of %s: %w", k, err)
+		}
+	}
 	return &Engine{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
+		spotPolicies: maps.Clone(cfg.Spot), sanitize: cfg.Sanitize,
 		ops: make(chan *op, maxBatch), closed: make(chan struct{}), keyCache: map[string]tenant.Key{}}, nil
 }
 

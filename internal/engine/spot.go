@@ -52,12 +52,14 @@ const RebalancePermille = 20
 
 // policy returns pool p's spot policy.
 func (c *capState) policy(p *poolCap) spot.Policy {
-	if c.spotPolicy != nil {
-		if pol, ok := c.spotPolicy[p.id]; ok {
-			return pol
-		}
+	model := p.id[strings.IndexByte(p.id, '/')+1:]
+	if pol, ok := c.spotPolicy[p.id]; ok {
+		return pol
 	}
-	base, ok := DefaultSpotBase[p.id[strings.IndexByte(p.id, '/')+1:]]
+	if pol, ok := c.spotPolicy[model]; ok {
+		return pol
+	}
+	base, ok := DefaultSpotBase[model]
 	if !ok {
 		base = DefaultSpotBaseOther
 	}

@@ -6,11 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/money"
+	"github.com/neocloud/neocloud/internal/spot"
 	"github.com/neocloud/neocloud/internal/store/dbtest"
+	"github.com/neocloud/neocloud/internal/store/sqlite"
+	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
 )
 
@@ -224,4 +228,51 @@ func TestGuaranteedReclaimsSpot(t *testing.T) {
 			t.Fatalf("got %v, want a refusal", err)
 		}
 	})
+}
+
+// A configured policy (by GPU model) sets the prices and tiers, and a
+// configured wipe time how long a released node stays out.
+func TestSpotPolicyConfig(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	clk := clock.NewFake(t0.Add(10 * time.Minute))
+	pol := spot.DefaultPolicy(money.USD(4_000_000))
+	pol.Tiers = []spot.Tier{{Name: "10m", Notice: 10 * time.Minute, PremiumPermille: 1000}}
+	if _, err := engine.New(engine.Config{Store: st, Clock: clk, Sanitize: time.Second}); err == nil {
+		t.Fatal("a 1 s wipe time was accepted")
+	}
+	bad := pol
+	bad.Tiers = nil
+	if _, err := engine.New(engine.Config{Store: st, Clock: clk, Spot: map[string]spot.Policy{"H100-SXM": bad}}); err == nil {
+		t.Fatal("a policy without tiers was accepted")
+	}
+	e, err := engine.New(engine.Config{Store: st, Clock: clk, Spot: map[string]spot.Policy{"H100-SXM": pol}, Sanitize: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := e.ApplyFleet(ctx, admin, leaseFleet(1_000_000), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTenant(ctx, admin, tenant.Tenant{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := e.Quote(ctx, admin, "acme", spotReq(8, 50, ""))
+	if err != nil || !q.Feasible || q.Notice != "10m" || q.Price.Micros != 2_000_000 {
+		t.Fatalf("quote %+v, %v: want the 10m tier at $2 (0.5 × $4 on an empty pool)", q, err)
+	}
+	res, err := e.RequestLease(ctx, admin, "acme", spotReq(8, 50, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if _, err := e.CancelLease(ctx, admin, res.Lease.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := e.Tick(ctx); err != nil || tr.Sanitizing != 1 {
+		t.Fatalf("tick after cancel: %+v, %v; want one node wiping", tr, err)
+	}
+	clk.Advance(6 * time.Minute)
+	if tr, err := e.Tick(ctx); err != nil || tr.Sanitized != 1 {
+		t.Fatalf("tick after 6 min: %+v, %v; want the wipe over (5 min)", tr, err)
+	}
 }
