@@ -42,6 +42,7 @@ type poolCap struct {
 	holdbackSteps []HoldbackStep
 	internal      int64                   // the owner's own use now, as last reported
 	sanitizing    int64                   // GPUs of its nodes being wiped
+	policy        *spot.Policy            // its spot policy, once looked up
 	spotLeases    map[string]*lease.Lease // live spot leases, by ID
 
 	healthy, holdback, contract, reservation, spot, free, idle *calendar.Calendar

@@ -52,6 +52,17 @@ const RebalancePermille = 20
 
 // policy returns pool p's spot policy.
 func (c *capState) policy(p *poolCap) spot.Policy {
+	if p.policy != nil {
+		return *p.policy
+	}
+	pol := c.lookupPolicy(p)
+	p.policy = &pol
+	return pol
+}
+
+// lookupPolicy finds pool p's spot policy: the pool's, else its model's,
+// else the default over its model's base price.
+func (c *capState) lookupPolicy(p *poolCap) spot.Policy {
 	model := p.id[strings.IndexByte(p.id, '/')+1:]
 	if pol, ok := c.spotPolicy[p.id]; ok {
 		return pol
@@ -480,8 +491,6 @@ func (c *capState) reclaim(now time.Time, l *lease.Lease, release time.Time, why
 func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error {
 	st := c.poolNow(p, now)
 	need := st.Internal + st.Guaranteed + st.SpotLive + st.Buffer - st.Healthy
-	why := fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
-	pol := c.policy(p)
 	var holders []spot.Holder
 	byID := map[string]*lease.Lease{}
 	for _, l := range p.spotLeases {
@@ -492,10 +501,18 @@ func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error
 		holders = append(holders, spot.Holder{LeaseID: l.ID, GPUs: c.heldGPUs(l, now), MaxPrice: l.MaxPrice, Start: l.Start, Tier: l.Notice})
 	}
 	slices.SortFunc(holders, func(a, b spot.Holder) int { return cmp.Compare(a.LeaseID, b.LeaseID) })
-	// Outbid: the price of its tier rose above the lease's maximum.
-	for _, h := range pol.Outbid(holders, st.UtilizationPermille) {
+	// Outbid: the price of its tier rose above the lease's maximum (as
+	// spot.Policy.Outbid, with each tier's price computed once).
+	prices := map[string]money.Money{}
+	for _, t := range st.Prices {
+		prices[t.Tier] = t.Price
+	}
+	for _, h := range holders {
+		price, ok := prices[h.Tier]
+		if ok && h.MaxPrice.Micros >= price.Micros {
+			continue
+		}
 		l := byID[h.LeaseID]
-		price, _ := pol.Price(st.UtilizationPermille, h.Tier)
 		if err := c.reclaim(now, l, now.Add(c.notice(l)), fmt.Sprintf("outbid: the %s price is %s per GPU-hour, above max_price %s", l.Notice, price, l.MaxPrice), eff); err != nil {
 			return err
 		}
@@ -504,6 +521,7 @@ func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error
 	}
 	holders = slices.DeleteFunc(holders, func(h spot.Holder) bool { return byID[h.LeaseID] == nil })
 	victims, _ := spot.Victims(holders, need)
+	why := fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
 	for _, h := range victims {
 		l := byID[h.LeaseID]
 		if err := c.reclaim(now, l, now.Add(c.notice(l)), why, eff); err != nil {
