@@ -87,12 +87,12 @@ func DefaultScenario() Scenario {
 	return Scenario{
 		Start:  time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC),
 		Demand: DemandStory{Base: 0.45, TrendPerYear: -0.08, Daily: 0.04, PeakHour: 15, Weekend: 0.05, NoiseSD: 0.012, BurstsPerWeek: 1, Burst: 0.03},
-		// P99 + 30%, not the server's default P95 + 5%: the story's bursts
+		// P99 + 40%, not the server's default P95 + 5%: the story's bursts
 		// (exponential in size and length, ~1 a week) reach 10-30% of a
 		// pool a few times a year, above any quantile of the forecast, and
 		// guaranteed leases are never preempted; spot sells what the
 		// larger holdback leaves idle, so little is lost (docs/simulator.md).
-		Holdback:     demand.Policy{Quantile: 0.99, BufferPermille: 300},
+		Holdback:     demand.Policy{Quantile: 0.99, BufferPermille: 400},
 		Failures:     sim.DefaultFailures,
 		Contract:     Contract{Share: 0.7, End: time.Date(2029, 6, 1, 0, 0, 0, 0, time.UTC), MonthlyFeeUSD: "1250000000", DiscountMonths: 2, DiscountPermille: 500},
 		Reservations: Reservations{PerDay: 3, MinNodes: 4, MaxNodes: 64, MinDays: 1, MaxDays: 28, LeadDays: 14, PricePermille: 1800},

@@ -93,7 +93,6 @@ type runner struct {
 	start time.Time
 	hours int
 
-	spotEnds map[string]time.Time // spot lease → when its tenant ends it
 	pending  []queued
 	commands int64
 	spotOK   int64
@@ -140,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := sc.Start.UTC().Truncate(time.Hour)
 	if cfg.Engine != nil {
 		r := &runner{cfg: cfg, sc: sc, eng: cfg.Engine, clk: cfg.Clock, admin: cfg.Admin, live: true,
-			rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start, spotEnds: map[string]time.Time{}}
+			rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start}
 		return r.run(ctx)
 	}
 	dir := cfg.Dir
@@ -168,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer eng.Close()
 	r := &runner{cfg: cfg, sc: sc, eng: eng, clk: clk, admin: tenant.Principal{KeyID: "simulator", Role: tenant.OperatorAdmin},
-		rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start, spotEnds: map[string]time.Time{}}
+		rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), start: start}
 	return r.run(ctx)
 }
 
@@ -487,32 +486,11 @@ func (r *runner) flush() error {
 	return nil
 }
 
-// hourStart: the owner's use this hour, spot tenants leaving, the tick,
-// reservations arriving.
+// hourStart: the owner's use this hour, the tick, reservations arriving.
 func (r *runner) hourStart(ctx context.Context, h int, t time.Time) error {
 	for _, p := range r.pools {
 		pend, err := r.eng.SubmitInternalUse(ctx, r.admin, p.ID, p.actual[h])
 		if err := r.queue(pend, err, "internal use of "+p.ID, nil); err != nil {
-			return err
-		}
-	}
-	var done []string
-	for id, at := range r.spotEnds {
-		if !at.After(t) {
-			done = append(done, id)
-		}
-	}
-	slices.Sort(done)
-	for _, id := range done {
-		delete(r.spotEnds, id)
-		pend, err := r.eng.SubmitCancel(ctx, r.admin, id, "spot tenant done")
-		err = r.queue(pend, err, "end spot "+id, func(_ any, err error) error {
-			if errors.Is(err, engine.ErrState) {
-				return nil // reclaimed and released already
-			}
-			return err
-		})
-		if err != nil {
 			return err
 		}
 	}
@@ -584,14 +562,15 @@ func (r *runner) fillSpot(ctx context.Context, t time.Time) error {
 				continue
 			}
 			idle -= gpus
+			// Buyers ask for their stay (rounded up to the hour): the lease
+			// ends by itself unless reclaimed first.
 			pend, err := r.eng.SubmitLease(ctx, r.admin, who, lease.Request{Kind: lease.Spot, Pool: p.ID, GPUs: unit.GPUs(gpus),
-				MaxPrice: maxPrice, Notice: tier})
-			err = r.queue(pend, err, "spot in "+p.ID, func(v any, err error) error {
+				MaxPrice: maxPrice, Notice: tier, End: t.Add(stay + time.Hour - 1).Truncate(time.Hour)})
+			err = r.queue(pend, err, "spot in "+p.ID, func(_ any, err error) error {
 				var ref *engine.Refusal
 				switch {
 				case err == nil:
 					r.spotOK++
-					r.spotEnds[v.(engine.LeaseResult).Lease.ID] = t.Add(stay)
 				case errors.As(err, &ref):
 					r.spotNo++
 				default:
