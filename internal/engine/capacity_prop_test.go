@@ -12,6 +12,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/handover"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/spot"
@@ -227,6 +228,26 @@ func checkInvariants(t *rapid.T, st engine.Store, now time.Time, window [2]time.
 		for _, b := range w.allocs[i+1:] {
 			if a.Overlaps(b) {
 				t.Fatalf("allocations overlap: %+v and %+v", a, b)
+			}
+		}
+	}
+
+	// 4. A node passes through a wipe before it changes tenant: an
+	// allocation booked after another tenant's allocation on the same node
+	// ended starts the wipe time after that end at the earliest. (One
+	// booked before the release takes the node when it starts; its
+	// delivery waits for the wipe.)
+	for i, a := range w.allocs {
+		for _, b := range w.allocs[i+1:] {
+			for _, pair := range [][2]lease.Allocation{{a, b}, {b, a}} {
+				x, y := pair[0], pair[1]
+				if x.TenantID == y.TenantID || x.NodeTo <= y.NodeFrom || y.NodeTo <= x.NodeFrom || y.Start.Before(x.End) {
+					continue
+				}
+				if booked := w.leases[y.LeaseID].Created; !booked.Before(x.End) && y.Start.Before(x.End.Add(handover.DefaultSanitize)) {
+					t.Fatalf("allocation %s (%s) starts %s on a node %s (%s) left at %s, booked at %s: no wipe between",
+						y.ID, y.TenantID, y.Start, x.ID, x.TenantID, x.End, booked)
+				}
 			}
 		}
 	}
