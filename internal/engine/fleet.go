@@ -229,7 +229,7 @@ func (e *Engine) Nodes(ctx context.Context, f NodeFilter) ([]fleet.Node, error) 
 			return nil
 		}
 		for i := range ns {
-			if _, ok := c.wiping[ns[i].Ordinal]; ok && ns[i].State == fleet.Available {
+			if _, ok := c.wiping[ns[i].Ordinal]; ok && schedulable(ns[i].State) {
 				ns[i].State = fleet.Sanitizing
 			}
 		}
@@ -247,6 +247,7 @@ func (e *Engine) sanitizingNodes(ctx context.Context, f NodeFilter) ([]fleet.Nod
 	err := e.readCap(ctx, func(c *capState) error {
 		for o := range c.wiping {
 			n := c.byOrd[o]
+			n.State = fleet.Sanitizing
 			if (f.Site == "" || n.Site == f.Site) && (f.Pool == "" || n.PoolID() == f.Pool) && n.Name > f.After {
 				out = append(out, n)
 			}

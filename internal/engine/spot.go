@@ -727,17 +727,22 @@ func (c *capState) releasable(n fleet.Node, tenantID string, at time.Time) bool 
 // the new holder's delivery waits for the wipe instead), each node gets
 // its own, or none.
 func (c *capState) startWipes(from, to int64, tenantID string, at time.Time) {
+	// The node's state stays as it was in byOrd (and in the store): being
+	// wiped is c.wiping (GET /v1/nodes shows it), so that a release
+	// rewrites no node.
+	var p *poolCap
 	for o := from; o < to; o++ {
 		n := c.byOrd[o]
 		ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
 		ho, _ = ho.Release(at)
 		ho, _ = ho.Released(at)
 		if _, already := c.wiping[o]; !already {
-			c.pools[n.PoolID()].sanitizing += int64(n.GPUs)
+			if p == nil {
+				p = c.pools[n.PoolID()] // a run is one lease's: one pool
+			}
+			p.sanitizing += int64(n.GPUs)
 		}
 		c.wiping[o] = ho
-		n.State = fleet.Sanitizing
-		c.byName[n.Name], c.byOrd[o] = n, n
 		c.dropWipeHold(o, at)
 	}
 	end := at.Add(max(c.handover.Sanitize, time.Minute))
@@ -803,15 +808,20 @@ const wipeHoldPrefix = "wipe:"
 // sanitized ends node o's wipe: the node is available again (false when
 // it left service meanwhile).
 func (c *capState) sanitized(o int64, now time.Time) (fleet.Node, bool) {
+	_, wiping := c.wiping[o]
 	c.endWipe(o, now)
 	n := c.byOrd[o]
-	if n.State != fleet.Sanitizing {
-		return fleet.Node{}, false
+	switch {
+	case n.State == fleet.Sanitizing:
+		// A store of an earlier version kept the state: it ends here.
+		n.State = fleet.Available
+		c.byName[n.Name], c.byOrd[o] = n, n
+		_ = c.ix.SetSchedulable(o, true)
+		return n, true
+	case wiping && schedulable(n.State):
+		return n, true
 	}
-	n.State = fleet.Available
-	c.byName[n.Name], c.byOrd[o] = n, n
-	_ = c.ix.SetSchedulable(o, true) // a store of an earlier version kept the state
-	return n, true
+	return fleet.Node{}, false
 }
 
 // maxEventNodes bounds the node names one node.sanitized event lists.

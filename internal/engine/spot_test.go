@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,6 +142,12 @@ func TestReclaimForOwner(t *testing.T) {
 		}
 		if tr.Released != 1 || tr.Sanitizing != 5 {
 			t.Fatalf("tick %+v, want 1 released and 5 nodes sanitizing", tr)
+		}
+		if ns, err := e.Nodes(ctx, engine.NodeFilter{State: fleet.Sanitizing}); err != nil || len(ns) != 5 || ns[0].State != fleet.Sanitizing {
+			t.Fatalf("nodes sanitizing: %v, %v; want the 5 released", ns, err)
+		}
+		if ns, err := e.Nodes(ctx, engine.NodeFilter{}); err != nil || !slices.ContainsFunc(ns, func(n fleet.Node) bool { return n.State == fleet.Sanitizing }) {
+			t.Fatalf("all nodes: %v; want the released ones shown sanitizing", err)
 		}
 		if _, err := e.SetInternalUse(ctx, admin, pool, 0); err != nil {
 			t.Fatal(err)

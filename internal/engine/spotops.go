@@ -173,13 +173,17 @@ func (e *Engine) ConfirmSanitized(ctx context.Context, p tenant.Principal, name 
 		if !ok {
 			return nil, nil, fmt.Errorf("node %s: %w", name, ErrNotFound)
 		}
-		if _, wiping := c.wiping[n.Ordinal]; !wiping || n.State != fleet.Sanitizing {
+		if _, wiping := c.wiping[n.Ordinal]; !wiping {
 			return nil, nil, fmt.Errorf("node %s is %s, not sanitizing: %w", name, n.State, ErrState)
 		}
 		c.sanitized(n.Ordinal, now)
 		eff := &effect{audit: &tenant.AuditEntry{Action: "node.sanitized", Object: "node/" + name, Detail: "wipe confirmed"},
 			events: []event.Event{sanitizedEvent(now, n.PoolID(), []string{name})}}
-		return eff, c.byName[name], nil
+		out := c.byName[name]
+		if out.State == fleet.Sanitizing {
+			out.State = fleet.Available
+		}
+		return eff, out, nil
 	}).Wait()
 	if err != nil {
 		return fleet.Node{}, err
