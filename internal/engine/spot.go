@@ -683,33 +683,20 @@ func (c *capState) releaseDue(now time.Time, eff *effect) {
 }
 
 // releaseRun starts the wipe of the nodes [from, to) that tenantID held
-// until at (see release), with one placement hold per run of them.
+// until at, with one placement hold per run of them: each node in service
+// and schedulable, unless the same tenant holds it on (then it keeps its
+// data: no hand-over).
 func (c *capState) releaseRun(from, to int64, tenantID string, at time.Time, eff *effect) {
-	var nodes []fleet.Node
+	var nodes []int64
 	for o := from; o < to; o++ {
-		if n, ok := c.byOrd[o]; ok && c.releasable(n, tenantID, at) {
-			nodes = append(nodes, n)
+		if n, ok := c.byOrd[o]; ok && schedulable(n.State) && !c.heldBy(o, tenantID, at) {
+			nodes = append(nodes, o)
 		}
 	}
-	for _, run := range lease.Runs(ordinalsOf(nodes)) {
+	for _, run := range lease.Runs(nodes) {
 		c.startWipes(run[0], run[1], tenantID, at)
 		eff.wipes += int(run[1] - run[0])
 	}
-}
-
-func ordinalsOf(ns []fleet.Node) []int64 {
-	out := make([]int64, len(ns))
-	for i, n := range ns {
-		out[i] = n.Ordinal
-	}
-	return out
-}
-
-// releasable reports whether node n, which tenantID held until at, must
-// be wiped: it is in service and schedulable, and the same tenant does
-// not hold it on (then it keeps its data: no hand-over).
-func (c *capState) releasable(n fleet.Node, tenantID string, at time.Time) bool {
-	return schedulable(n.State) && !c.heldBy(n.Ordinal, tenantID, at)
 }
 
 // startWipes puts the nodes [from, to) (all in byOrd) in sanitizing from
