@@ -77,7 +77,8 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 	was, will := inService(n.State), inService(st)
 	n.State = st
 	c.byName[name], c.byOrd[n.Ordinal] = n, n
-	c.endWipe(n.Ordinal, now) // available confirms a wipe; failed or maintenance ends it
+	// A wipe under way goes on through a failure and a repair: only its
+	// time or a confirmation (ConfirmSanitized) ends it.
 	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {
 		return fleet.Node{}, changes{}, err
 	}

@@ -110,6 +110,12 @@ type TierPrice struct {
 
 // poolNow returns p's capacity at now.
 func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
+	return c.poolNowEach(p, now, nil)
+}
+
+// poolNowEach is poolNow that also tells each, when set, every spot lease
+// of the pool with the GPUs it holds (one pass for reclaimForOwner).
+func (c *capState) poolNowEach(p *poolCap, now time.Time, each func(l *lease.Lease, gpus int64)) PoolNow {
 	s := max(c.floor(now), 0)
 	pol := c.policy(p)
 	st := PoolNow{Pool: p.id, At: now, Healthy: p.healthy.At(s), Contract: p.contract.At(s),
@@ -127,6 +133,9 @@ func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
 		st.SpotByTier[l.Notice] += g
 		if l.Noticed.IsZero() {
 			st.SpotLive += g
+		}
+		if each != nil {
+			each(l, g)
 		}
 	}
 	st.Sanitizing = p.sanitizing
@@ -489,17 +498,15 @@ func (c *capState) reclaim(now time.Time, l *lease.Lease, release time.Time, why
 // notice; then it sends rebalance events to the next leases in line when
 // the headroom is under RebalancePermille.
 func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error {
-	st := c.poolNow(p, now)
-	need := st.Internal + st.Guaranteed + st.SpotLive + st.Buffer - st.Healthy
 	var holders []spot.Holder
 	byID := map[string]*lease.Lease{}
-	for _, l := range p.spotLeases {
-		if !l.Noticed.IsZero() {
-			continue
+	st := c.poolNowEach(p, now, func(l *lease.Lease, gpus int64) {
+		if l.Noticed.IsZero() {
+			byID[l.ID] = l
+			holders = append(holders, spot.Holder{LeaseID: l.ID, GPUs: gpus, MaxPrice: l.MaxPrice, Start: l.Start, Tier: l.Notice})
 		}
-		byID[l.ID] = l
-		holders = append(holders, spot.Holder{LeaseID: l.ID, GPUs: c.heldGPUs(l, now), MaxPrice: l.MaxPrice, Start: l.Start, Tier: l.Notice})
-	}
+	})
+	need := st.Internal + st.Guaranteed + st.SpotLive + st.Buffer - st.Healthy
 	slices.SortFunc(holders, func(a, b spot.Holder) int { return cmp.Compare(a.LeaseID, b.LeaseID) })
 	// Outbid: the price of its tier rose above the lease's maximum (as
 	// spot.Policy.Outbid, with each tier's price computed once).
