@@ -83,6 +83,3 @@ func (s *Scaled) Set(t time.Time) {
 		s.sleep(max(time.Duration(float64(ahead)/s.speed), time.Millisecond))
 	}
 }
-
-// Speed returns the virtual seconds per real second.
-func (s *Scaled) Speed() float64 { return s.speed }

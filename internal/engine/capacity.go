@@ -87,9 +87,9 @@ type capState struct {
 	// Spot and hand-over (spot.go).
 	spotPolicy map[string]spot.Policy // by pool ID or GPU model; others get the default
 	handover   handover.Policy
-	wiping     map[int64]handover.Node // nodes sanitizing, by ordinal
-	wipeHold   map[int64]string        // their placement holds' IDs
-	wipeRuns   map[string]wipeRun      // the holds, by ID
+	wiping     map[int64]handover.Node   // nodes sanitizing, by ordinal
+	wipeHold   map[int64]string          // their placement holds' IDs
+	wipeRuns   map[string]placement.Hold // the holds, by ID
 	wipeSeq    int64
 	ends       endHeap               // allocation ends not yet ticked
 	loaded     time.Time             // the origin at load: ends before it were wiped then
@@ -123,7 +123,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		pools: map[string]*poolCap{}, byName: map[string]fleet.Node{}, byOrd: map[int64]fleet.Node{},
 		leases: map[string]*lease.Lease{}, allocs: map[string]lease.Allocation{},
 		byLease: map[string][]string{}, nextAlloc: map[string]int{},
-		handover: handover.Policy{Sanitize: cmp.Or(cfg.sanitize, handover.DefaultSanitize)}, spotPolicy: cfg.spot, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{}, wipeRuns: map[string]wipeRun{},
+		handover: handover.Policy{Sanitize: cmp.Or(cfg.sanitize, handover.DefaultSanitize)}, spotPolicy: cfg.spot, wiping: map[int64]handover.Node{}, wipeHold: map[int64]string{}, wipeRuns: map[string]placement.Hold{},
 		loaded: origin, pruned: origin, rebalanced: map[string]bool{}, split: map[string]splitCount{}}
 
 	sites, err := r.Sites(ctx)

@@ -219,7 +219,7 @@ func (c *capState) setHoldback(now time.Time, pool string, steps []HoldbackStep)
 	for i := 0; i+1 < len(bounds); i++ {
 		from, to := bounds[i], bounds[i+1]
 		t := c.timeOf(from)
-		if holdbackAt(steps, t) <= holdbackAt(old, t) {
+		if HoldbackAt(steps, t) <= HoldbackAt(old, t) {
 			continue
 		}
 		if at := p.free.FirstBelow(from, to, 0); at >= 0 {
@@ -227,14 +227,14 @@ func (c *capState) setHoldback(now time.Time, pool string, steps []HoldbackStep)
 			c.applyHoldback(p, old)
 			return &Refusal{Reason: "holdback", Detail: fmt.Sprintf(
 				"at %s pool %s would hold back %d GPUs, %d more than guaranteed leases already admitted leave free",
-				c.timeOf(at).Format(time.RFC3339), pool, holdbackAt(steps, c.timeOf(at)), short)}
+				c.timeOf(at).Format(time.RFC3339), pool, HoldbackAt(steps, c.timeOf(at)), short)}
 		}
 	}
 	return nil
 }
 
-// holdbackAt returns the GPUs steps hold back at t.
-func holdbackAt(steps []HoldbackStep, t time.Time) unit.GPUs {
+// HoldbackAt returns the GPUs steps (ordered by From) hold back at t.
+func HoldbackAt(steps []HoldbackStep, t time.Time) unit.GPUs {
 	var g unit.GPUs
 	for _, s := range steps {
 		if s.From.After(t) {

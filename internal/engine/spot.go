@@ -77,6 +77,16 @@ func (c *capState) lookupPolicy(p *poolCap) spot.Policy {
 	return spot.DefaultPolicy(base)
 }
 
+// price returns the price of the notice tier named tier, zero for none.
+func (st PoolNow) price(tier string) money.Money {
+	for _, t := range st.Prices {
+		if t.Tier == tier {
+			return t.Price
+		}
+	}
+	return money.Money{}
+}
+
 // PoolNow is a pool's capacity at one instant, in GPUs, and its spot
 // prices.
 type PoolNow struct {
@@ -508,17 +518,9 @@ func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error
 	})
 	need := st.Internal + st.Guaranteed + st.SpotLive + st.Buffer - st.Healthy
 	slices.SortFunc(holders, func(a, b spot.Holder) int { return cmp.Compare(a.LeaseID, b.LeaseID) })
-	// Outbid: the price of its tier rose above the lease's maximum (as
-	// spot.Policy.Outbid, with each tier's price computed once).
-	prices := map[string]money.Money{}
-	for _, t := range st.Prices {
-		prices[t.Tier] = t.Price
-	}
-	for _, h := range holders {
-		price, ok := prices[h.Tier]
-		if ok && h.MaxPrice.Micros >= price.Micros {
-			continue
-		}
+	// Outbid: the price of its tier rose above the lease's maximum.
+	for _, h := range c.policy(p).Outbid(holders, st.UtilizationPermille) {
+		price := st.price(h.Tier)
 		l := byID[h.LeaseID]
 		if err := c.reclaim(now, l, now.Add(c.notice(l)), fmt.Sprintf("outbid: the %s price is %s per GPU-hour, above max_price %s", l.Notice, price, l.MaxPrice), eff); err != nil {
 			return err
@@ -621,14 +623,8 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	// Runs whose wipe is over go at once (node by node would split them).
 	for _, o := range done {
 		if id, ok := c.wipeHold[o]; ok {
-			if run := c.wipeRuns[id]; !run.hold.End.After(now) {
-				_ = c.ix.Remove(id)
-				delete(c.wipeRuns, id)
-				for p := run.hold.NodeFrom; p < run.hold.NodeTo; p++ {
-					if c.wipeHold[p] == id {
-						delete(c.wipeHold, p)
-					}
-				}
+			if h := c.wipeRuns[id]; !h.End.After(now) {
+				c.removeWipeHold(id)
 			}
 		}
 	}
@@ -748,11 +744,6 @@ func (c *capState) startWipes(from, to int64, tenantID string, at time.Time) {
 	}
 }
 
-// wipeRun is a placement hold over a run of wiping nodes.
-type wipeRun struct {
-	hold placement.Hold
-}
-
 // addWipeHold adds one hold over nodes [from, to) for [start, end) and
 // reports whether the index took it.
 func (c *capState) addWipeHold(from, to int64, tenantID string, start, end time.Time) bool {
@@ -762,11 +753,23 @@ func (c *capState) addWipeHold(from, to int64, tenantID string, start, end time.
 	if c.ix.Add(h) != nil {
 		return false
 	}
-	c.wipeRuns[h.ID] = wipeRun{hold: h}
+	c.wipeRuns[h.ID] = h
 	for o := from; o < to; o++ {
 		c.wipeHold[o] = h.ID
 	}
 	return true
+}
+
+// removeWipeHold removes wipe hold id from the index and its nodes.
+func (c *capState) removeWipeHold(id string) {
+	h := c.wipeRuns[id]
+	delete(c.wipeRuns, id)
+	_ = c.ix.Remove(id)
+	for o := h.NodeFrom; o < h.NodeTo; o++ {
+		if c.wipeHold[o] == id {
+			delete(c.wipeHold, o)
+		}
+	}
 }
 
 // dropWipeHold takes node o out of its wipe hold, if any: the hold goes,
@@ -776,17 +779,9 @@ func (c *capState) dropWipeHold(o int64, now time.Time) {
 	if !ok {
 		return
 	}
-	delete(c.wipeHold, o)
-	run := c.wipeRuns[id]
-	delete(c.wipeRuns, id)
-	_ = c.ix.Remove(id)
-	h := run.hold
+	h := c.wipeRuns[id]
+	c.removeWipeHold(id)
 	if !h.End.After(now) {
-		for p := h.NodeFrom; p < h.NodeTo; p++ {
-			if c.wipeHold[p] == id {
-				delete(c.wipeHold, p)
-			}
-		}
 		return
 	}
 	for _, part := range [][2]int64{{h.NodeFrom, o}, {o + 1, h.NodeTo}} {

@@ -608,7 +608,7 @@ func (r *runner) measure(ctx context.Context, h int, t time.Time) (sim.Point, er
 		pt.Internal += internal
 		pt.InternalMet += met
 		pt.InternalLate += late
-		pt.Holdback += holdbackAt(p.holdback, t)
+		pt.Holdback += int64(engine.HoldbackAt(p.holdback, t))
 		pt.Contract += m.Contract
 		pt.Reservation += reservation
 		pt.Spot += m.Spot
@@ -718,17 +718,6 @@ func (r *runner) baseline(points []sim.Point) ([]sim.Point, error) {
 		leased[i] = fixed
 	}
 	return sim.Baseline(points, leased, rate)
-}
-
-func holdbackAt(steps []engine.HoldbackStep, t time.Time) int64 {
-	var g int64
-	for _, s := range steps {
-		if s.From.After(t) {
-			break
-		}
-		g = int64(s.GPUs)
-	}
-	return g
 }
 
 // poisson draws a Poisson count of mean lambda (Knuth; lambda is small).

@@ -211,10 +211,15 @@ func Victims(hs []Holder, need int64) ([]Holder, int64) {
 // tenant asked by setting the maximum. A holder of an unknown tier is
 // outbid.
 func (p Policy) Outbid(hs []Holder, util int64) []Holder {
+	prices := make(map[string]int64, len(p.Tiers)) // each tier's price, once
+	for _, t := range p.Tiers {
+		if price, err := p.Price(util, t.Name); err == nil {
+			prices[t.Name] = price.Micros
+		}
+	}
 	var out []Holder
 	for _, h := range hs {
-		price, err := p.Price(util, h.Tier)
-		if err != nil || h.MaxPrice.Micros < price.Micros {
+		if price, ok := prices[h.Tier]; !ok || h.MaxPrice.Micros < price {
 			out = append(out, h)
 		}
 	}
