@@ -74,11 +74,12 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 		return fleet.Node{}, changes{}, e.Err()
 	}
 	ch := changes{at: now}
+	old := n.State
 	was, will := inService(n.State), inService(st)
 	n.State = st
 	c.byName[name], c.byOrd[n.Ordinal] = n, n
-	// A wipe under way goes on through a failure and a repair: only its
-	// time or a confirmation (ConfirmSanitized) ends it.
+	// A wipe under way goes on through a failure (and starts again at the
+	// repair, below): only its time or a confirmation ends it.
 	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {
 		return fleet.Node{}, changes{}, err
 	}
@@ -91,6 +92,11 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 		}
 	case !was && will:
 		p.add(p.healthy, c.ceil(now), c.slots, int64(n.GPUs))
+	}
+	if ho, wiping := c.wiping[n.Ordinal]; wiping && schedulable(st) && !schedulable(old) {
+		// Repaired during or after the wipe of a hand-over: a repair is
+		// not a wipe, which starts again now.
+		c.startWipes(n.Ordinal, n.Ordinal+1, ho.Holder, now)
 	}
 	return n, ch, nil
 }

@@ -615,7 +615,9 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	// Wipes that have lasted their time.
 	var done []int64
 	for o, n := range c.wiping {
-		if n2, ok := n.Tick(c.handover, now); ok && n2.State == handover.Available {
+		// A node out of service finishes its wipe after its repair
+		// (setNodeState starts it again then).
+		if n2, ok := n.Tick(c.handover, now); ok && n2.State == handover.Available && schedulable(c.byOrd[o].State) {
 			done = append(done, o)
 		}
 	}
@@ -686,13 +688,14 @@ func (c *capState) releaseDue(now time.Time, eff *effect) {
 }
 
 // releaseRun starts the wipe of the nodes [from, to) that tenantID held
-// until at, with one placement hold per run of them: each node in service
-// and schedulable, unless the same tenant holds it on (then it keeps its
-// data: no hand-over).
+// until at, with one placement hold per run of them: each node, unless the
+// same tenant holds it on (then it keeps its data: no hand-over).
 func (c *capState) releaseRun(from, to int64, tenantID string, at time.Time, eff *effect) {
 	var nodes []int64
 	for o := from; o < to; o++ {
-		if n, ok := c.byOrd[o]; ok && schedulable(n.State) && !c.heldBy(o, tenantID, at) {
+		// A node out of service (failed under the tenant) is wiped too,
+		// once repaired.
+		if _, ok := c.byOrd[o]; ok && !c.heldBy(o, tenantID, at) {
 			nodes = append(nodes, o)
 		}
 	}
