@@ -265,7 +265,7 @@ func newKeysCmd(e *env) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&tenantID, "tenant", "", "the key's tenant (required for tenant roles)")
-	create.Flags().StringVar(&role, "role", "", "operator-admin, operator-viewer, tenant-admin or tenant-viewer")
+	create.Flags().StringVar(&role, "role", "", "operator-admin, operator-viewer, operator-agent (telemetry push only), tenant-admin or tenant-viewer")
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
 	_ = create.MarkFlagRequired("role")
 	revoke := &cobra.Command{

@@ -307,7 +307,7 @@ func (s *Server) listKeys(ctx context.Context, p tenant.Principal, in *keysIn) (
 type createKeyIn struct {
 	Body struct {
 		Tenant string `json:"tenant" doc:"Required for tenant roles; empty for operator roles." pattern:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"`
-		Role   string `json:"role" required:"true" enum:"operator-admin,operator-viewer,tenant-admin,tenant-viewer"`
+		Role   string `json:"role" required:"true" enum:"operator-admin,operator-viewer,operator-agent,tenant-admin,tenant-viewer"`
 		Name   string `json:"name" maxLength:"100" doc:"A label to recognise the key by."`
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/handover"
+	"github.com/neocloud/neocloud/internal/meter"
 	"github.com/neocloud/neocloud/internal/spot"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
@@ -52,6 +53,9 @@ type Engine struct {
 	keyCache map[string]tenant.Key
 	keyGen   uint64
 
+	// meter is telemetry ingestion (meter.go).
+	meter *meterState
+
 	// events wakes the readers of the event outbox after a commit that
 	// appended to it (events.go).
 	events notifier
@@ -74,6 +78,10 @@ type Config struct {
 	// Sanitize is how long a wipe lasts unless confirmed; 0 means
 	// handover.DefaultSanitize.
 	Sanitize time.Duration
+	// Meter tunes telemetry ingestion (zero fields: meter's defaults);
+	// Health the health rules (a zero Policy means Meter's).
+	Meter  meter.Config
+	Health meter.WatchOptions
 }
 
 // New returns an engine over cfg.Store.
@@ -107,7 +115,11 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: spot policy of %s: %w", k, err)
 		}
 	}
-	return &Engine{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
+	ms, err := newMeterState(cfg.Meter, cfg.Health)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return &Engine{store: cfg.Store, meter: ms, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
 		spotPolicies: maps.Clone(cfg.Spot), sanitize: cfg.Sanitize,
 		ops: make(chan *op, maxBatch), closed: make(chan struct{}), keyCache: map[string]tenant.Key{}}, nil
 }

@@ -289,6 +289,9 @@ func (e *Engine) SetNodeState(ctx context.Context, p tenant.Principal, name stri
 	if err != nil {
 		return NodeStateResult{}, err
 	}
+	if st == fleet.Available {
+		e.ClearHealth(name) // repaired: a new problem is reported again
+	}
 	return v.(NodeStateResult), nil
 }
 

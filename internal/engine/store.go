@@ -9,6 +9,7 @@ import (
 	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/meter"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
 )
@@ -78,6 +79,12 @@ type Reader interface {
 
 	// Events returns the events f selects, ordered by Seq.
 	Events(ctx context.Context, f EventFilter) ([]event.Event, error)
+
+	// UsageRows returns the hourly rollup rows f selects, ordered by hour,
+	// pool, use and lease.
+	UsageRows(ctx context.Context, f UsageFilter) ([]meter.Row, error)
+	// Findings returns the health findings f selects, newest first.
+	Findings(ctx context.Context, f FindingFilter) ([]meter.Finding, error)
 	// LastEventSeq returns the Seq of the last event appended, 0 when
 	// there is none.
 	LastEventSeq(ctx context.Context) (int64, error)
@@ -158,6 +165,8 @@ type Tx interface {
 	// is ignored), each above every event appended before. Data must be a
 	// JSON value (nil stores null).
 	AppendEvents(ctx context.Context, es []event.Event) error
+	// Meter returns the transaction's telemetry side, bound to ctx.
+	Meter(ctx context.Context) MeterTx
 	// CreateWebhook stores w (its Disabled and Delivery too);
 	// tenant.ErrExists when the ID is taken.
 	CreateWebhook(ctx context.Context, w event.Webhook) error

@@ -55,7 +55,7 @@ func (k Key) Principal() Principal {
 func (k Key) Validate() error {
 	var e valid.Error
 	if _, err := ParseRole(string(k.Role)); err != nil {
-		e.Add("role", string(k.Role), "must be one of operator-admin, operator-viewer, tenant-admin, tenant-viewer")
+		e.Add("role", string(k.Role), "must be one of operator-admin, operator-viewer, operator-agent, tenant-admin, tenant-viewer")
 	} else if k.Role.IsOperator() && k.TenantID != "" {
 		e.Add("tenant", k.TenantID, "must be empty for operator roles")
 	} else if !k.Role.IsOperator() && k.TenantID == "" {

@@ -12,10 +12,13 @@ const (
 	OperatorViewer Role = "operator-viewer"
 	TenantAdmin    Role = "tenant-admin"
 	TenantViewer   Role = "tenant-viewer"
+	// OperatorAgent is the telemetry agent's role: it pushes readings and
+	// nothing else.
+	OperatorAgent Role = "operator-agent"
 )
 
 // Roles lists every role.
-var Roles = []Role{OperatorAdmin, OperatorViewer, TenantAdmin, TenantViewer}
+var Roles = []Role{OperatorAdmin, OperatorViewer, OperatorAgent, TenantAdmin, TenantViewer}
 
 // ParseRole returns the role named s, or an error naming the valid ones.
 func ParseRole(s string) (Role, error) {
@@ -28,7 +31,9 @@ func ParseRole(s string) (Role, error) {
 }
 
 // IsOperator reports whether r acts for the fleet's owner.
-func (r Role) IsOperator() bool { return r == OperatorAdmin || r == OperatorViewer }
+func (r Role) IsOperator() bool {
+	return r == OperatorAdmin || r == OperatorViewer || r == OperatorAgent
+}
 
 // Permission names an action on a kind of object. Every API route declares
 // exactly one.
@@ -66,6 +71,11 @@ const (
 	// PermWebhooksWrite creates and deletes them.
 	PermWebhooksRead  Permission = "webhooks:read"
 	PermWebhooksWrite Permission = "webhooks:write"
+	// PermTelemetryWrite pushes GPU readings (the agent).
+	PermTelemetryWrite Permission = "telemetry:write"
+	// PermUsageRead reads usage rollups and SLA delivery: a tenant its own
+	// leases', operators everything, the owner's internal and idle time too.
+	PermUsageRead Permission = "usage:read"
 )
 
 // grants is the role → permission table; object-level scoping (a tenant role
@@ -77,12 +87,14 @@ var grants = map[Role]map[Permission]bool{
 		PermAuditRead: true, PermLeasesRead: true, PermLeasesWrite: true, PermCapacityRead: true,
 		PermCapacityWrite: true, PermNodesWrite: true,
 		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true,
+		PermTelemetryWrite: true, PermUsageRead: true,
 	},
+	OperatorAgent: {PermSelf: true, PermTelemetryWrite: true},
 	OperatorViewer: {
 		PermSelf: true, PermFleetRead: true, PermNodesRead: true,
 		PermTenantRead: true, PermKeysRead: true, PermAuditRead: true,
 		PermLeasesRead: true, PermCapacityRead: true,
-		PermEventsRead: true, PermWebhooksRead: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermUsageRead: true,
 	},
 	// Tenants see the catalog of sites and pools (what they can ask for), not
 	// the owner's nodes.
@@ -90,11 +102,11 @@ var grants = map[Role]map[Permission]bool{
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
 		PermKeysRead: true, PermKeysWrite: true, PermAuditRead: true,
 		PermLeasesRead: true, PermLeasesWrite: true,
-		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true, PermUsageRead: true,
 	},
 	TenantViewer: {
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true, PermLeasesRead: true,
-		PermEventsRead: true,
+		PermEventsRead: true, PermUsageRead: true,
 	},
 }
 

@@ -245,6 +245,7 @@ type stmtCache struct {
 func writeQueries(d *Dialect) []string {
 	qs := append(batchQueries(d), idempotencyQueries(d)...)
 	qs = append(qs, eventQueries(d)...)
+	qs = append(qs, meterQueries(d)...)
 	qs = append(qs, setNodeStateQuery)
 	if d.UndoByRowid {
 		qs = append(qs, leasesInsert.lastRowidQuery(), allocationsInsert.lastRowidQuery())

@@ -1,0 +1,497 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/meter"
+	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/valid"
+)
+
+// MeterTx is what telemetry ingestion reads and writes within one store
+// transaction: the stored points (meter.Samples; Put may buffer until
+// Flush, and Around flushes first), the batches already applied, the
+// hourly rollup and the health findings.
+type MeterTx interface {
+	meter.Samples
+	// Flush writes the points Put buffered.
+	Flush() error
+	// BatchResult returns what the batch with that ID came to when it was
+	// applied; false when it never was.
+	BatchResult(id string) (meter.Result, bool, error)
+	// RecordBatch remembers an applied batch.
+	RecordBatch(b BatchRecord) error
+	// AddUsage adds each row's amounts to the stored row of its key
+	// (creating it).
+	AddUsage(rows []meter.Row) error
+	// AddFindings appends health findings.
+	AddFindings(fs []meter.Finding) error
+	// PruneSamples deletes, per GPU, the points older than cutoff (Unix
+	// ms) except the latest of them, and returns how many it deleted.
+	PruneSamples(cutoff int64) (int64, error)
+}
+
+// BatchRecord is one applied telemetry batch.
+type BatchRecord struct {
+	ID       string
+	Agent    string
+	Received time.Time
+	Result   meter.Result
+}
+
+// UsageFilter selects rollup rows: hours in [From, To) (zero: no bound),
+// one lease, one tenant's leases, one pool, one use; empty fields select
+// all.
+type UsageFilter struct {
+	From, To time.Time
+	LeaseID  string
+	TenantID string
+	Pool     string
+	Use      meter.Use
+}
+
+// FindingFilter selects health findings: one node ("" all), at or after
+// Since, newest first, at most Limit (0: 100).
+type FindingFilter struct {
+	Node  string
+	Since time.Time
+	Limit int
+}
+
+// IngestResult answers a telemetry push.
+type IngestResult struct {
+	BatchID string
+	meter.Result
+	// Replayed is true when the batch had been applied before: the result
+	// is that first application's, and nothing changed now.
+	Replayed bool
+}
+
+// meterState is the ingestion side of the engine: its own single writer
+// (a goroutine that applies queued batches, several per transaction), so
+// that telemetry never waits behind capacity commands and vice versa.
+type meterState struct {
+	cfg    meter.Config
+	watch  meter.WatchOptions
+	ledger *meter.Ledger
+	health *meter.Watch
+	in     chan *ingestOp
+	once   sync.Once
+	// mu is held while a group of batches is applied and by MeterTick:
+	// the ledger, the watch and the spans below are the writer's.
+	mu sync.Mutex
+
+	// holders is who held each node when: allocations' exact spans by
+	// node ordinal, refreshed from the capacity state for the nodes of
+	// each transaction, and keeping ended ones for the late window (the
+	// capacity state drops them an hour or so after they end).
+	holders    map[int64][]meter.Span
+	loaded     bool
+	pruned     time.Time
+	dropFailed func(node string) // test hook
+}
+
+// ingestOp is one batch waiting for the meter's writer.
+type ingestOp struct {
+	ctx   context.Context
+	b     meter.Batch
+	refs  []meter.NodeRef // by reading
+	gpus  []int           // each reading's node's GPU count
+	names []string        // distinct node names of the batch
+	done  chan ingestDone
+}
+
+type ingestDone struct {
+	res      IngestResult
+	err      error
+	findings []meter.Finding
+}
+
+// maxIngestGroup bounds the readings one transaction applies.
+const maxIngestGroup = 200_000
+
+func newMeterState(cfg meter.Config, watch meter.WatchOptions) (*meterState, error) {
+	l, err := meter.NewLedger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = l.Config()
+	if watch.Policy.FatalXIDs == nil && !watch.Policy.ThermalDegrades {
+		watch.Policy = *cfg.Health // the rules and the healthy time agree
+	}
+	if watch.Interval == 0 {
+		watch.Interval = 10 * time.Second // the agent's default
+	}
+	return &meterState{cfg: cfg, watch: watch, ledger: l, health: meter.NewWatch(watch),
+		in: make(chan *ingestOp, 256), holders: map[int64][]meter.Span{}}, nil
+}
+
+// Ingest applies a batch of GPU readings: each reading is attributed to
+// the lease that held its node at its time (or to internal use or idle)
+// and added to the hourly usage rollup exactly once — a duplicate of a
+// stored reading, or a batch ID seen before, changes nothing. Readings
+// older than the late window or ahead of the clock are counted and left
+// out. Invalid input (a *valid.Error: a field breaking a rule, a node the
+// fleet does not have, a GPU index beyond the node's) changes nothing.
+// Health findings (a fatal XID, a row-remap failure) are recorded, and a
+// node found failed is taken out of service like an operator would, which
+// replaces it for the guaranteed leases holding it.
+func (e *Engine) Ingest(ctx context.Context, p tenant.Principal, b meter.Batch) (IngestResult, error) {
+	if err := e.check(ctx, p, tenant.PermTelemetryWrite, "telemetry.push", "batch/"+b.ID, ""); err != nil {
+		return IngestResult{}, err
+	}
+	if err := b.Validate(); err != nil {
+		return IngestResult{}, err
+	}
+	o := &ingestOp{ctx: ctx, b: b, refs: make([]meter.NodeRef, len(b.Readings)), gpus: make([]int, len(b.Readings)), done: make(chan ingestDone, 1)}
+	err := e.readCap(ctx, func(c *capState) error {
+		var bad valid.Error
+		for i, r := range b.Readings {
+			n, ok := c.byName[r.Node]
+			if !ok || !n.Retired.IsZero() {
+				if bad.Len() < 20 {
+					bad.Add("readings["+strconv.Itoa(i)+"].node", r.Node, "must name a node in service")
+				}
+				continue
+			}
+			if r.GPU >= int(n.GPUs) {
+				if bad.Len() < 20 {
+					bad.Add("readings["+strconv.Itoa(i)+"].gpu", r.GPU, "must be below the node's %d GPUs", n.GPUs)
+				}
+				continue
+			}
+			if i == 0 || r.Node != b.Readings[i-1].Node {
+				o.names = append(o.names, r.Node)
+			}
+			o.refs[i] = meter.NodeRef{Ordinal: n.Ordinal, Pool: n.PoolID()}
+		}
+		return bad.Err()
+	})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	slices.Sort(o.names)
+	o.names = slices.Compact(o.names)
+	m := e.meter
+	m.once.Do(func() { go e.meterWriter() })
+	select {
+	case m.in <- o:
+	case <-ctx.Done():
+		return IngestResult{}, ctx.Err()
+	case <-e.closed:
+		return IngestResult{}, ErrClosed
+	}
+	d := <-o.done
+	return d.res, d.err
+}
+
+// meterWriter applies queued batches, as many as are waiting (up to
+// maxIngestGroup readings) per transaction, until the engine closes.
+func (e *Engine) meterWriter() {
+	m := e.meter
+	for {
+		var group []*ingestOp
+		select {
+		case o := <-m.in:
+			group = append(group, o)
+		case <-e.closed:
+			return
+		}
+		n := len(group[0].b.Readings)
+	more:
+		for n < maxIngestGroup {
+			select {
+			case o := <-m.in:
+				group = append(group, o)
+				n += len(o.b.Readings)
+			default:
+				break more
+			}
+		}
+		e.applyIngest(group)
+	}
+}
+
+// applyIngest applies a group of batches in one transaction and answers
+// them; then it acts on the failures the health rules found.
+func (e *Engine) applyIngest(group []*ingestOp) {
+	m := e.meter
+	m.mu.Lock()
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			m.mu.Unlock()
+		}
+	}()
+	now := e.clock.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	results := make([]IngestResult, len(group))
+	var findings []meter.Finding
+	err := e.refreshHolders(ctx, group, now)
+	if err == nil {
+		err = e.store.Update(ctx, func(tx Tx) error {
+			findings = findings[:0]
+			return e.ingestTx(ctx, tx.Meter(ctx), group, results, now, &findings)
+		})
+	}
+	if err != nil {
+		m.ledger.Reset()
+		err = fmt.Errorf("ingest: %w", err)
+	}
+	for i, o := range group {
+		o.done <- ingestDone{res: results[i], err: err}
+	}
+	m.mu.Unlock()
+	unlocked = true
+	if err == nil {
+		e.failNodes(findings) // outside the lock: it waits for the capacity writer
+	}
+}
+
+// ingestTx applies group within one transaction.
+func (e *Engine) ingestTx(ctx context.Context, mt MeterTx, group []*ingestOp, results []IngestResult, now time.Time, findings *[]meter.Finding) error {
+	m := e.meter
+	acc := meter.Acc{}
+	nowMs := now.UnixMilli()
+	seen := map[string]int{} // batch ID → index in group, for a batch pushed twice at once
+	var order []int
+	for gi, o := range group {
+		results[gi].BatchID = o.b.ID
+		if j, ok := seen[o.b.ID]; ok {
+			results[gi] = results[j]
+			results[gi].Replayed = true
+			continue
+		}
+		seen[o.b.ID] = gi
+		if r, ok, err := mt.BatchResult(o.b.ID); err != nil {
+			return err
+		} else if ok {
+			results[gi].Result, results[gi].Replayed = r, true
+			continue
+		}
+		// In time order per GPU, so that the readings of one batch take
+		// the cheap in-order path.
+		order = order[:0]
+		for i := range o.b.Readings {
+			order = append(order, i)
+		}
+		rs := o.b.Readings
+		slices.SortFunc(order, func(x, y int) int {
+			a, b := o.refs[x], o.refs[y]
+			if a.Ordinal != b.Ordinal {
+				return cmpInt(a.Ordinal, b.Ordinal)
+			}
+			if rs[x].GPU != rs[y].GPU {
+				return rs[x].GPU - rs[y].GPU
+			}
+			return rs[x].Time.Compare(rs[y].Time)
+		})
+		var res meter.Result
+		h := holderView{m.holders}
+		for _, i := range order {
+			r := rs[i]
+			ref := o.refs[i]
+			out, err := m.ledger.Apply(mt, h, ref, meter.GPU{Node: ref.Ordinal, Index: r.GPU}, meter.PointOf(r), nowMs, acc)
+			if err != nil {
+				return fmt.Errorf("batch %s: reading of %s GPU %d at %s: %w", o.b.ID, r.Node, r.GPU, r.Time.Format(time.RFC3339Nano), err)
+			}
+			res.Add(out)
+			if out.Accepted == 1 {
+				*findings = append(*findings, m.health.Observe(r)...)
+			}
+		}
+		results[gi].Result = res
+		if err := mt.RecordBatch(BatchRecord{ID: o.b.ID, Agent: o.b.Agent, Received: now, Result: res}); err != nil {
+			return fmt.Errorf("batch %s: %w", o.b.ID, err)
+		}
+	}
+	if err := mt.Flush(); err != nil {
+		return err
+	}
+	if err := mt.AddUsage(acc.Rows()); err != nil {
+		return err
+	}
+	if len(*findings) > 0 {
+		if err := mt.AddFindings(*findings); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// holderView is meter.Holders over the meter's spans.
+type holderView struct{ m map[int64][]meter.Span }
+
+func (h holderView) Spans(node int64, from, to int64, dst []meter.Span) []meter.Span {
+	for _, s := range h.m[node] {
+		if s.From < to && from < s.To {
+			dst = append(dst, s)
+		}
+	}
+	return dst
+}
+
+// refreshHolders brings the spans of the group's nodes up to date from
+// the capacity state: the allocations that end after an hour ago are
+// there, exact; older ones cannot change any more and are kept as they
+// were. On first use the spans of the late window are read from the
+// store, which keeps every allocation.
+func (e *Engine) refreshHolders(ctx context.Context, group []*ingestOp, now time.Time) error {
+	m := e.meter
+	if !m.loaded {
+		as, err := e.store.Allocations(ctx, AllocationFilter{EndAfter: now.Add(-m.cfg.LateWindow - m.cfg.EnergyWindow)})
+		if err != nil {
+			return fmt.Errorf("holders: %w", err)
+		}
+		for _, a := range as {
+			for o := a.NodeFrom; o < a.NodeTo; o++ {
+				m.holders[o] = append(m.holders[o], meter.Span{ID: a.ID, From: a.Start.UnixMilli(), To: a.End.UnixMilli(), LeaseID: a.LeaseID, TenantID: a.TenantID})
+			}
+		}
+		for o := range m.holders {
+			sortSpans(m.holders[o])
+		}
+		m.loaded = true
+	}
+	recent := now.Add(-time.Hour)
+	return e.readCap(ctx, func(c *capState) error {
+		for _, o := range group {
+			for _, name := range o.names {
+				n := c.byName[name]
+				old := m.holders[n.Ordinal]
+				keep := old[:0:0]
+				for _, s := range old {
+					if s.To <= recent.UnixMilli() {
+						keep = append(keep, s)
+					}
+				}
+				for _, h := range c.ix.HoldsOn(n.Ordinal, recent) {
+					a, ok := c.allocs[h.ID]
+					if !ok || !a.End.After(recent) {
+						continue // a wipe's hold, or one the capacity state no longer keeps
+					}
+					keep = append(keep, meter.Span{ID: a.ID, From: a.Start.UnixMilli(), To: a.End.UnixMilli(), LeaseID: a.LeaseID, TenantID: a.TenantID})
+				}
+				sortSpans(keep)
+				m.holders[n.Ordinal] = keep
+			}
+		}
+		return nil
+	})
+}
+
+func sortSpans(s []meter.Span) {
+	slices.SortFunc(s, func(a, b meter.Span) int { return cmpInt(a.From, b.From) })
+}
+
+// meterPrincipal acts for the health rules when they fail a node.
+var meterPrincipal = tenant.Principal{KeyID: "meter", Role: tenant.OperatorAdmin}
+
+// failNodes takes out of service the nodes with a failed finding that are
+// still in service: like an operator marking them failed, which replaces
+// them for the guaranteed leases holding them.
+func (e *Engine) failNodes(fs []meter.Finding) {
+	done := map[string]bool{}
+	for _, f := range fs {
+		if f.Severity != meter.SeverityFailed || done[f.Node] {
+			continue
+		}
+		done[f.Node] = true
+		var st fleet.State
+		_ = e.readCap(context.Background(), func(c *capState) error {
+			st = c.byName[f.Node].State
+			return nil
+		})
+		if !schedulable(st) {
+			continue
+		}
+		if e.meter.dropFailed != nil {
+			e.meter.dropFailed(f.Node)
+		}
+		reason := "health: " + f.Detail
+		if len(reason) > 500 {
+			reason = reason[:500]
+		}
+		ctx := WithRequestID(context.Background(), "meter")
+		if _, err := e.SubmitNodeState(ctx, meterPrincipal, f.Node, fleet.Failed, reason); err != nil {
+			e.log.Error("health: fail node", "node", f.Node, "err", err)
+		}
+	}
+}
+
+// MeterTick runs the meter's periodic work at the clock's now: nodes that
+// have stopped reporting are found (a no-data finding, recorded, and the
+// node failed), and once an hour the stored points older than the late
+// window are pruned (the latest of them per GPU stays: a late reading's
+// neighbour). The server calls it with the engine's Tick.
+func (e *Engine) MeterTick(ctx context.Context) ([]meter.Finding, error) {
+	m := e.meter
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := e.clock.Now()
+	fs := m.health.Stale(now)
+	prune := now.Sub(m.pruned) >= time.Hour
+	if len(fs) == 0 && !prune {
+		return nil, nil
+	}
+	cutoff := m.ledger.Cutoff(now)
+	err := e.store.Update(ctx, func(tx Tx) error {
+		mt := tx.Meter(ctx)
+		if len(fs) > 0 {
+			if err := mt.AddFindings(fs); err != nil {
+				return err
+			}
+		}
+		if prune {
+			if _, err := mt.PruneSamples(cutoff); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("meter tick: %w", err)
+	}
+	m.mu.Unlock()
+	defer m.mu.Lock() // for the deferred unlock
+	if prune {
+		m.pruned = now
+		old := cutoff - m.cfg.EnergyWindow.Milliseconds()
+		for o, ss := range m.holders {
+			ss = slices.DeleteFunc(ss, func(s meter.Span) bool { return s.To < old })
+			if len(ss) == 0 {
+				delete(m.holders, o)
+			} else {
+				m.holders[o] = ss
+			}
+		}
+	}
+	e.failNodes(fs)
+	return fs, nil
+}
+
+// ClearHealth forgets the findings reported for a node, so that a new
+// problem after its repair is reported again.
+func (e *Engine) ClearHealth(node string) {
+	m := e.meter
+	m.mu.Lock()
+	m.health.Clear(node)
+	m.mu.Unlock()
+}

@@ -1,0 +1,199 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
+	"github.com/neocloud/neocloud/internal/meter"
+	"github.com/neocloud/neocloud/internal/store/dbtest"
+	"github.com/neocloud/neocloud/internal/tenant"
+)
+
+// readings returns a batch of one node's GPUs read every 10 s over
+// [from, to), at util, with energy growing by 1 J per GPU-second.
+func readings(id, node string, gpus int, from, to time.Time, util int, xidAt time.Time) meter.Batch {
+	b := meter.Batch{ID: id, Agent: "test"}
+	for t := from; t.Before(to); t = t.Add(10 * time.Second) {
+		for g := range gpus {
+			r := meter.Reading{Node: node, GPU: g, Time: t, UtilPct: util, EnergyMJ: t.Sub(t0).Milliseconds()} // 1 J per GPU-second
+			if !xidAt.IsZero() && t.Equal(xidAt) && g == 3 {
+				r.XID = 79
+			}
+			b.Readings = append(b.Readings, r)
+		}
+	}
+	return b
+}
+
+func TestIngestAttributesToLeases(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		acme := acmeAdmin()
+		beta := tenant.Principal{KeyID: "key_beta", TenantID: "beta", Role: tenant.TenantAdmin}
+		res, err := e.RequestLease(ctx, acme, "", reservation(8, 2, 2)) // one node, t0+2h .. t0+4h
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Lease.ID
+		views, _, err := e.LeaseAllocations(ctx, admin, id)
+		if err != nil || len(views) != 1 || len(views[0].Nodes) != 1 {
+			t.Fatalf("allocations %+v, %v", views, err)
+		}
+		node := views[0].Nodes[0]
+		ns, err := e.Nodes(ctx, engine.NodeFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := ns[0].Name
+		if node == other {
+			other = ns[1].Name
+		}
+		clk.Set(t0.Add(5 * time.Hour))
+		agent := tenant.Principal{KeyID: "key_agent", Role: tenant.OperatorAgent}
+
+		// An hour on each side of the lease, busy: internal before and
+		// after, the lease's in between; another node idle.
+		b := readings("b1", node, 8, t0.Add(1*time.Hour), t0.Add(5*time.Hour), 80, time.Time{})
+		b.Readings = append(b.Readings, readings("x", other, 8, t0.Add(1*time.Hour), t0.Add(2*time.Hour), 0, time.Time{}).Readings...)
+		got, err := e.Ingest(ctx, agent, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Accepted != len(b.Readings) || got.Replayed {
+			t.Fatalf("ingest %+v, want %d accepted", got, len(b.Readings))
+		}
+		again, err := e.Ingest(ctx, agent, b)
+		if err != nil || !again.Replayed || again.Result != got.Result {
+			t.Fatalf("replay: %+v, %v", again, err)
+		}
+		// The same readings under another batch ID: all duplicates.
+		b.ID = "b2"
+		dup, err := e.Ingest(ctx, agent, b)
+		if err != nil || dup.Duplicates != len(b.Readings) || dup.Accepted != 0 {
+			t.Fatalf("duplicates: %+v, %v", dup, err)
+		}
+
+		q := engine.UsageQuery{From: t0, To: t0.Add(6 * time.Hour), Step: engine.StepDay}
+		mine, err := e.Usage(ctx, acme, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mine) != 1 || mine[0].LeaseID != id || mine[0].Use != meter.UseLease {
+			t.Fatalf("tenant usage %+v", mine)
+		}
+		twoHours := int64(8 * 2 * time.Hour / time.Millisecond)
+		u := mine[0]
+		if u.AllocatedGPUms != twoHours || u.GPUms != twoHours || u.UsedMs != twoHours || u.HealthyMs != twoHours {
+			t.Errorf("lease usage %+v, want %d GPU-ms allocated, metered, used and healthy", u, twoHours)
+		}
+		if u.Readings != 8*2*360 {
+			t.Errorf("readings %d, want %d", u.Readings, 8*2*360)
+		}
+		if u.EnergyMJ != 8*2*3600*1000 {
+			t.Errorf("energy %d mJ, want %d", u.EnergyMJ, 8*2*3600*1000)
+		}
+		// Another tenant sees nothing of it.
+		if theirs, err := e.Usage(ctx, beta, q); err != nil || len(theirs) != 0 {
+			t.Errorf("beta sees %+v, %v", theirs, err)
+		}
+		if _, err := e.Usage(ctx, beta, engine.UsageQuery{From: t0, To: t0.Add(time.Hour), LeaseID: id}); !errors.Is(err, engine.ErrNotFound) && !errors.Is(err, tenant.ErrForbidden) {
+			t.Errorf("beta reading acme's lease: %v", err)
+		}
+		// The operator sees the owner's internal use and idle time too.
+		all, err := e.Usage(ctx, admin, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uses := map[meter.Use]int64{}
+		for _, p := range all {
+			uses[p.Use] += p.GPUms
+		}
+		if want := int64(8*2*time.Hour/time.Millisecond) - 8*10_000; uses[meter.UseInternal] != want || uses[meter.UseIdle] != int64(8*(time.Hour-10*time.Second)/time.Millisecond) {
+			t.Errorf("operator usage by use %v, want internal %d", uses, want)
+		}
+		// Bad input changes nothing.
+		for name, bad := range map[string]meter.Batch{
+			"unknown node": {ID: "bad1", Readings: []meter.Reading{{Node: "nope", Time: t0}}},
+			"gpu index":    {ID: "bad2", Readings: []meter.Reading{{Node: node, GPU: 8, Time: t0}}},
+			"util":         {ID: "bad3", Readings: []meter.Reading{{Node: node, Time: t0, UtilPct: 101}}},
+		} {
+			var ve interface{ Len() int }
+			if _, err := e.Ingest(ctx, agent, bad); !errors.As(err, &ve) {
+				t.Errorf("%s: %v, want a validation error", name, err)
+			}
+		}
+		if _, err := e.Ingest(ctx, acme, b); !errors.Is(err, tenant.ErrForbidden) {
+			t.Errorf("a tenant pushing telemetry: %v", err)
+		}
+
+		sla, err := e.SLA(ctx, acme, id, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sla.CommittedGPUms != twoHours || sla.DeliveredGPUms != twoHours || sla.AvailabilityPPM != 1_000_000 {
+			t.Errorf("sla %+v", sla)
+		}
+	})
+}
+
+func TestIngestFailsNodeOnFatalXID(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		acme := acmeAdmin()
+		res, err := e.RequestLease(ctx, acme, "", reservation(8, 0, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		views, _, err := e.LeaseAllocations(ctx, admin, res.Lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := views[0].Nodes[0]
+		clk.Set(t0.Add(time.Hour))
+		b := readings("b1", node, 8, t0.Add(50*time.Minute), t0.Add(time.Hour), 90, t0.Add(55*time.Minute))
+		if _, err := e.Ingest(ctx, tenant.Principal{KeyID: "a", Role: tenant.OperatorAgent}, b); err != nil {
+			t.Fatal(err)
+		}
+		var fs []meter.Finding
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ns, err := e.Nodes(ctx, engine.NodeFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed := false
+			for _, n := range ns {
+				failed = failed || (n.Name == node && n.State == fleet.Failed)
+			}
+			if failed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s not failed after XID 79", node)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		fs, err = e.Findings(ctx, admin, engine.FindingFilter{Node: node})
+		if err != nil || len(fs) != 1 || fs[0].Rule != meter.RuleXID || fs[0].Severity != meter.SeverityFailed {
+			t.Fatalf("findings %+v, %v", fs, err)
+		}
+		// The lease got a replacement node.
+		views, _, err = e.LeaseAllocations(ctx, admin, res.Lease.ID)
+		if err != nil || len(views) != 2 {
+			t.Fatalf("allocations after failure: %+v, %v", views, err)
+		}
+		sla, err := e.SLA(ctx, acme, res.Lease.ID, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sla.UnhealthyGPUms == 0 || len(sla.Episodes) == 0 {
+			t.Errorf("sla %+v: want the XID's unhealthy time as an episode", sla)
+		}
+	})
+}
