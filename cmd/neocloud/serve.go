@@ -175,7 +175,7 @@ func (r *running) startDispatcher() {
 		d.Run(ctx)
 	}()
 	// The engine's tick: spot releases, reclaims and wipes follow the
-	// clock even when no command comes.
+	// clock even when no command comes; so do the meter's health checks.
 	ticked := make(chan struct{})
 	go func() {
 		defer close(ticked)
@@ -188,6 +188,14 @@ func (r *running) startDispatcher() {
 			case <-t.C:
 				if _, err := r.eng.Tick(ctx); err != nil && ctx.Err() == nil {
 					r.log.Error("tick", "err", err)
+				}
+				// Silent nodes, and the hourly prune of old readings.
+				if fs, err := r.eng.MeterTick(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("meter tick", "err", err)
+				} else {
+					for _, f := range fs {
+						r.log.Warn("health", "node", f.Node, "rule", f.Rule, "severity", string(f.Severity), "detail", f.Detail)
+					}
 				}
 			}
 		}

@@ -139,6 +139,19 @@ func matrix() map[string]matrixEntry {
 		// The node is not being wiped: the operator's confirmation is a 409.
 		"POST /v1/nodes/{node}/sanitized": {build: simple("POST", "/v1/nodes/lab-1-h100-l1-n01/sanitized"), want: allow(409, 403, 403, 403)},
 
+		// Metering: the agent pushes (an empty batch here); tenants read
+		// their own usage and SLA.
+		"POST /v1/telemetry": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/telemetry", body: map[string]any{"batch_id": fmt.Sprintf("b-%d", f.seq.Add(1)), "readings": []any{}}}
+		}, want: allow(200, 403, 403, 403)},
+		"GET /v1/usage": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/usage?tenant=" + owner(foreign) + "&from=" + t0.Format(time.RFC3339) + "&to=" + t0.Add(24*time.Hour).Format(time.RFC3339)}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/sla": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/sla?lease=" + f.leaseID(owner(foreign))}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/health/findings": {build: simple("GET", "/v1/health/findings"), want: allow(200, 200, 403, 403)},
+
 		// The stream itself is tested in events_test.go; follow=false
 		// answers at once. Every caller reads its own scope.
 		"GET /v1/events": {build: simple("GET", "/v1/events?follow=false"), want: allow(200, 200, 200, 200)},

@@ -72,6 +72,7 @@ func (s *Server) registerRoutes() {
 	s.registerDemandRoutes()
 	s.registerEventRoutes()
 	s.registerSpotRoutes()
+	s.registerMeterRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

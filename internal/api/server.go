@@ -51,10 +51,12 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *metrics
-	mux     *http.ServeMux
-	api     huma.API
-	handler http.Handler
-	routes  []Route
+	// meterMetrics count telemetry ingestion.
+	meterMetrics *meterMetrics
+	mux          *http.ServeMux
+	api          huma.API
+	handler      http.Handler
+	routes       []Route
 
 	anonDenials denialBudget
 
@@ -85,6 +87,7 @@ func New(cfg Config) *Server {
 	s := &Server{eng: cfg.Engine, log: cfg.Logger, reg: cfg.Registry, mux: http.NewServeMux(),
 		heartbeat: cfg.Heartbeat, closing: make(chan struct{})}
 	s.metrics = newMetrics(s.reg, s.eng)
+	s.meterMetrics = newMeterMetrics(s.reg)
 
 	hc := huma.DefaultConfig("Neocloud API", Version)
 	hc.Info.Description = "Control plane for leasing a GPU fleet's spare capacity. " +

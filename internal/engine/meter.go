@@ -91,10 +91,9 @@ type meterState struct {
 	// node ordinal, refreshed from the capacity state for the nodes of
 	// each transaction, and keeping ended ones for the late window (the
 	// capacity state drops them an hour or so after they end).
-	holders    map[int64][]meter.Span
-	loaded     bool
-	pruned     time.Time
-	dropFailed func(node string) // test hook
+	holders map[int64][]meter.Span
+	loaded  bool
+	pruned  time.Time
 }
 
 // ingestOp is one batch waiting for the meter's writer.
@@ -108,9 +107,8 @@ type ingestOp struct {
 }
 
 type ingestDone struct {
-	res      IngestResult
-	err      error
-	findings []meter.Finding
+	res IngestResult
+	err error
 }
 
 // maxIngestGroup bounds the readings one transaction applies.
@@ -421,9 +419,6 @@ func (e *Engine) failNodes(fs []meter.Finding) {
 		})
 		if !schedulable(st) {
 			continue
-		}
-		if e.meter.dropFailed != nil {
-			e.meter.dropFailed(f.Node)
 		}
 		reason := "health: " + f.Detail
 		if len(reason) > 500 {

@@ -197,3 +197,59 @@ func TestIngestFailsNodeOnFatalXID(t *testing.T) {
 		}
 	})
 }
+
+// A node that stops reporting is found silent and failed; old readings are
+// pruned but a late reading within the window still finds its neighbour.
+func TestMeterTickFindsSilentNodes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		ns, err := e.Nodes(ctx, engine.NodeFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := ns[0].Name
+		agent := tenant.Principal{KeyID: "a", Role: tenant.OperatorAgent}
+		clk.Set(t0.Add(time.Minute))
+		if _, err := e.Ingest(ctx, agent, readings("b1", node, 8, t0, t0.Add(time.Minute), 0, time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+		if fs, err := e.MeterTick(ctx); err != nil || len(fs) != 0 {
+			t.Fatalf("tick while reporting: %+v, %v", fs, err)
+		}
+		clk.Set(t0.Add(2 * time.Minute)) // 3 intervals of 10 s passed long ago
+		fs, err := e.MeterTick(ctx)
+		if err != nil || len(fs) != 1 || fs[0].Rule != meter.RuleNoData || fs[0].Node != node {
+			t.Fatalf("tick after silence: %+v, %v", fs, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := e.Nodes(ctx, engine.NodeFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].State == fleet.Failed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("silent node %s not failed", node)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// A day later: the old readings are pruned (the newest stays); a
+		// reading just inside the late window is still applied once.
+		clk.Set(t0.Add(25 * time.Hour))
+		if _, err := e.MeterTick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		late := readings("b2", node, 1, t0.Add(90*time.Minute), t0.Add(90*time.Minute+time.Second), 0, time.Time{})
+		r, err := e.Ingest(ctx, agent, late)
+		if err != nil || r.Accepted != 1 {
+			t.Fatalf("late reading: %+v, %v", r, err)
+		}
+		old := readings("b3", node, 1, t0.Add(30*time.Second), t0.Add(31*time.Second), 0, time.Time{})
+		if r, err := e.Ingest(ctx, agent, old); err != nil || r.TooLate != 1 {
+			t.Fatalf("too late: %+v, %v", r, err)
+		}
+	})
+}
