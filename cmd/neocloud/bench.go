@@ -21,7 +21,7 @@ import (
 
 func newBenchCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmarks that report figures for the issues' targets"}
-	cmd.AddCommand(newBenchFleetCmd(e), newBenchAdmitCmd(e))
+	cmd.AddCommand(newBenchFleetCmd(e), newBenchAdmitCmd(e), newBenchIngestCmd(e))
 	return cmd
 }
 

@@ -256,7 +256,7 @@ func (e *Engine) applyIngest(group []*ingestOp) {
 // ingestTx applies group within one transaction.
 func (e *Engine) ingestTx(ctx context.Context, mt MeterTx, group []*ingestOp, results []IngestResult, now time.Time, findings *[]meter.Finding) error {
 	m := e.meter
-	acc := meter.Acc{}
+	acc := &meter.Acc{}
 	nowMs := now.UnixMilli()
 	seen := map[string]int{} // batch ID → index in group, for a batch pushed twice at once
 	var order []int

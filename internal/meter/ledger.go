@@ -84,25 +84,47 @@ func (x *Usage) Add(u Usage) {
 // Zero reports whether every field of x is 0.
 func (x Usage) Zero() bool { return x == Usage{} }
 
-// Acc accumulates usage deltas by key.
-type Acc map[UsageKey]*Usage
+// Acc accumulates usage deltas by key. The zero value is ready to use.
+// It remembers the last key added to: consecutive readings of a GPU
+// nearly always add to the same row, and comparing a key costs less than
+// hashing it.
+type Acc struct {
+	m       map[UsageKey]*Usage
+	lastKey UsageKey
+	last    *Usage
+}
 
 // Add adds u under k.
-func (a Acc) Add(k UsageKey, u Usage) {
+func (a *Acc) Add(k UsageKey, u Usage) {
 	if u.Zero() {
 		return
 	}
-	if x := a[k]; x != nil {
-		x.Add(u)
+	if a.last != nil && k == a.lastKey {
+		a.last.Add(u)
 		return
 	}
-	a[k] = &u
+	x := a.m[k]
+	if x == nil {
+		if a.m == nil {
+			a.m = map[UsageKey]*Usage{}
+		}
+		x = &Usage{}
+		a.m[k] = x
+	}
+	x.Add(u)
+	a.lastKey, a.last = k, x
+}
+
+// Reset empties a.
+func (a *Acc) Reset() {
+	clear(a.m)
+	a.last = nil
 }
 
 // Rows returns a's non-zero rows sorted by hour, pool, use, lease.
-func (a Acc) Rows() []Row {
-	out := make([]Row, 0, len(a))
-	for k, u := range a {
+func (a *Acc) Rows() []Row {
+	out := make([]Row, 0, len(a.m))
+	for k, u := range a.m {
 		if !u.Zero() {
 			out = append(out, Row{UsageKey: k, Usage: *u})
 		}
@@ -202,7 +224,7 @@ const hourMs = int64(time.Hour / time.Millisecond)
 // time, rounded so that the pieces sum exactly. The result depends on the
 // pair alone, so that removing a pair (sign −1) undoes adding it, which is
 // what makes ingestion exact in any arrival order.
-func (c *Config) Contribute(acc Acc, node NodeRef, prev, cur Point, spans []Span, sign int64) {
+func (c *Config) Contribute(acc *Acc, node NodeRef, prev, cur Point, spans []Span, sign int64) {
 	a, b := prev.T, cur.T
 	if b <= a {
 		return
@@ -314,8 +336,64 @@ func (x *Result) Add(r Result) {
 // concurrent use; after a failed transaction call Reset.
 type Ledger struct {
 	cfg   Config
-	last  map[GPU]Point
+	last  lastPoints
 	spans []Span
+}
+
+// lastPoints is each GPU's latest point, by node ordinal then GPU index:
+// ordinals are small dense integers, and a slice lookup costs a fraction
+// of hashing a key into a map of a few hundred thousand GPUs.
+type lastPoints struct {
+	nodes [][]lastPoint
+	far   map[GPU]Point // ordinals beyond maxDense
+}
+
+type lastPoint struct {
+	p  Point
+	ok bool
+}
+
+const maxDense = 1 << 22
+
+func (x *lastPoints) get(g GPU) (Point, bool) {
+	if g.Node < 0 || g.Node >= maxDense || g.Index < 0 {
+		p, ok := x.far[g]
+		return p, ok
+	}
+	if g.Node >= int64(len(x.nodes)) || g.Index >= len(x.nodes[g.Node]) {
+		return Point{}, false
+	}
+	lp := x.nodes[g.Node][g.Index]
+	return lp.p, lp.ok
+}
+
+func (x *lastPoints) set(g GPU, p Point) {
+	if g.Node < 0 || g.Node >= maxDense || g.Index < 0 {
+		if x.far == nil {
+			x.far = map[GPU]Point{}
+		}
+		x.far[g] = p
+		return
+	}
+	if g.Node >= int64(len(x.nodes)) {
+		x.nodes = append(x.nodes, make([][]lastPoint, int(g.Node)+1-len(x.nodes)+len(x.nodes)/4)...)
+	}
+	gs := x.nodes[g.Node]
+	if g.Index >= len(gs) {
+		gs = append(gs, make([]lastPoint, g.Index+1-len(gs))...)
+		x.nodes[g.Node] = gs
+	}
+	gs[g.Index] = lastPoint{p, true}
+}
+
+func (x *lastPoints) drop(g GPU) {
+	if g.Node < 0 || g.Node >= maxDense || g.Index < 0 {
+		delete(x.far, g)
+		return
+	}
+	if g.Node < int64(len(x.nodes)) && g.Index < len(x.nodes[g.Node]) {
+		x.nodes[g.Node][g.Index] = lastPoint{}
+	}
 }
 
 // NewLedger returns a ledger with cfg (defaults filled in); it fails when
@@ -324,14 +402,14 @@ func NewLedger(cfg Config) (*Ledger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Ledger{cfg: cfg.withDefaults(), last: map[GPU]Point{}}, nil
+	return &Ledger{cfg: cfg.withDefaults()}, nil
 }
 
 // Config returns the ledger's configuration with defaults filled in.
 func (l *Ledger) Config() Config { return l.cfg }
 
 // Reset forgets the cached latest points (after a failed transaction).
-func (l *Ledger) Reset() { clear(l.last) }
+func (l *Ledger) Reset() { l.last = lastPoints{} }
 
 // Cutoff returns the oldest time (Unix ms) a reading may have at now;
 // stored points older than it are needed only as the latest one per GPU.
@@ -341,20 +419,20 @@ func (l *Ledger) Cutoff(now time.Time) int64 {
 
 // Forget drops a GPU's cached latest point (when its stored points are
 // pruned or its node leaves the fleet).
-func (l *Ledger) Forget(g GPU) { delete(l.last, g) }
+func (l *Ledger) Forget(g GPU) { l.last.drop(g) }
 
 // Apply applies one reading of GPU g on node at now: a duplicate of a
 // stored one (same GPU and time) changes nothing; one too late or too
 // early is refused; any other is stored and its contribution — and the
 // change it makes to its neighbours' — added to acc.
-func (l *Ledger) Apply(st Samples, h Holders, node NodeRef, g GPU, p Point, now int64, acc Acc) (Result, error) {
+func (l *Ledger) Apply(st Samples, h Holders, node NodeRef, g GPU, p Point, now int64, acc *Acc) (Result, error) {
 	if p.T < now-l.cfg.LateWindow.Milliseconds() {
 		return Result{TooLate: 1}, nil
 	}
 	if p.T > now+l.cfg.MaxSkew.Milliseconds() {
 		return Result{TooEarly: 1}, nil
 	}
-	last, ok := l.last[g]
+	last, ok := l.last.get(g)
 	if !ok {
 		var err error
 		if last, ok, err = st.Last(g); err != nil {
@@ -365,7 +443,7 @@ func (l *Ledger) Apply(st Samples, h Holders, node NodeRef, g GPU, p Point, now 
 	okPrev, okNext := false, false
 	switch {
 	case ok && p.T == last.T:
-		l.last[g] = last
+		l.last.set(g, last)
 		return Result{Duplicates: 1}, nil
 	case !ok || p.T > last.T:
 		prev, okPrev = last, ok
@@ -376,7 +454,7 @@ func (l *Ledger) Apply(st Samples, h Holders, node NodeRef, g GPU, p Point, now 
 			return Result{}, err
 		}
 		if at {
-			l.last[g] = last
+			l.last.set(g, last)
 			return Result{Duplicates: 1}, nil
 		}
 	}
@@ -404,6 +482,6 @@ func (l *Ledger) Apply(st Samples, h Holders, node NodeRef, g GPU, p Point, now 
 	if !ok || p.T > last.T {
 		last = p
 	}
-	l.last[g] = last
+	l.last.set(g, last)
 	return Result{Accepted: 1}, nil
 }

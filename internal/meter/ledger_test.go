@@ -59,8 +59,8 @@ var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // truth computes the rollup straight from the distinct readings: each
 // GPU's readings sorted by time, every consecutive pair contributing once.
-func truth(cfg Config, nodes map[int64]NodeRef, h memHolders, rs map[GPU][]Point) Acc {
-	acc := Acc{}
+func truth(cfg Config, nodes map[int64]NodeRef, h memHolders, rs map[GPU][]Point) *Acc {
+	acc := &Acc{}
 	for g, ps := range rs {
 		ps = slices.Clone(ps)
 		slices.SortFunc(ps, func(a, b Point) int { return int(a.T - b.T) })
@@ -158,7 +158,7 @@ func TestLedgerExactUnderFaults(t *testing.T) {
 			rt.Fatal(err)
 		}
 		st := memSamples{}
-		got := Acc{}
+		got := &Acc{}
 		now := at + 1000
 		var res Result
 		for i, b := range sent {
@@ -191,7 +191,7 @@ func TestContributeSplitsExactly(t *testing.T) {
 	cfg := DefaultConfig
 	node := NodeRef{7, "h100"}
 	spans := []Span{{ID: "a", From: t0 + hourMs - 4000, To: t0 + hourMs + 2000, LeaseID: "l1", TenantID: "t1"}}
-	acc := Acc{}
+	acc := &Acc{}
 	prev := Point{T: t0 + hourMs - 10_000, EnergyMJ: 1_000}
 	cur := Point{T: t0 + hourMs + 5_000, EnergyMJ: 1_000 + 15_001, UtilPct: 50}
 	cfg.Contribute(acc, node, prev, cur, spans, 1)
@@ -211,13 +211,13 @@ func TestContributeSplitsExactly(t *testing.T) {
 		t.Errorf("after undo: %v", rows)
 	}
 	// A reset: the new value is what was used since.
-	acc = Acc{}
+	acc = &Acc{}
 	cfg.Contribute(acc, node, Point{T: t0, EnergyMJ: 9e12}, Point{T: t0 + 10_000, EnergyMJ: 500}, nil, 1)
 	if got := acc.Rows()[0].EnergyMJ; got != 500 {
 		t.Errorf("energy after reset = %d, want 500", got)
 	}
 	// A gap longer than MaxGap covers only MaxGap.
-	acc = Acc{}
+	acc = &Acc{}
 	cfg.Contribute(acc, node, Point{T: t0}, Point{T: t0 + 60_000, XID: 79}, nil, 1)
 	if got := acc.Rows()[0].Usage; got != (Usage{GPUms: 30_000}) {
 		t.Errorf("gap: %+v, want 30s covered, unhealthy, idle", got)
