@@ -3,8 +3,12 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -250,6 +254,129 @@ func TestMeterTickFindsSilentNodes(t *testing.T) {
 		old := readings("b3", node, 1, t0.Add(30*time.Second), t0.Add(31*time.Second), 0, time.Time{})
 		if r, err := e.Ingest(ctx, agent, old); err != nil || r.TooLate != 1 {
 			t.Fatalf("too late: %+v, %v", r, err)
+		}
+	})
+}
+
+// TestIngestExactUnderFaults sends the same readings for two identical
+// leases: one node's in order, once; the other's with 20% of batches
+// duplicated, 10% swapped with a later one and 5% held back to the end.
+// Through the real store, the two leases' usage must be equal to the
+// millisecond and millijoule: nothing double-counted, nothing lost.
+func TestIngestExactUnderFaults(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		var leases [2]string
+		var nodes [2]string
+		for i := range leases {
+			res, err := e.RequestLease(ctx, acmeAdmin(), "", reservation(8, 0, 10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			views, _, err := e.LeaseAllocations(ctx, admin, res.Lease.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leases[i], nodes[i] = res.Lease.ID, views[0].Nodes[0]
+		}
+		clk.Set(t0.Add(8 * time.Hour))
+		rnd := rand.New(rand.NewPCG(7, 7))
+		type scrape struct {
+			at   time.Time
+			util []int
+			e    []int64
+			xid  []int
+		}
+		var scrapes []scrape
+		energy := make([]int64, 8)
+		at := t0.Add(3 * time.Second)
+		for at.Before(t0.Add(6 * time.Hour)) {
+			s := scrape{at: at}
+			for g := range 8 {
+				energy[g] += rnd.Int64N(7_000_000)
+				if rnd.IntN(500) == 0 {
+					energy[g] = rnd.Int64N(1000) // a driver reload
+				}
+				s.util = append(s.util, rnd.IntN(101))
+				s.e = append(s.e, energy[g])
+				s.xid = append(s.xid, []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 13}[rnd.IntN(10)])
+			}
+			scrapes = append(scrapes, s)
+			at = at.Add(time.Duration(9_000+rnd.IntN(2_000)) * time.Millisecond)
+			if rnd.IntN(300) == 0 {
+				at = at.Add(time.Duration(rnd.IntN(40)) * time.Minute) // an outage
+			}
+		}
+		batch := func(id, node string, ss []scrape) meter.Batch {
+			b := meter.Batch{ID: id}
+			for _, s := range ss {
+				for g := range 8 {
+					b.Readings = append(b.Readings, meter.Reading{Node: node, GPU: g, Time: s.at, UtilPct: s.util[g], EnergyMJ: s.e[g], XID: s.xid[g]})
+				}
+			}
+			return b
+		}
+		agent := tenant.Principal{KeyID: "a", Role: tenant.OperatorAgent}
+		// In order, six scrapes per batch.
+		for i := 0; i < len(scrapes); i += 6 {
+			if _, err := e.Ingest(ctx, agent, batch(fmt.Sprint("clean-", i), nodes[0], scrapes[i:min(i+6, len(scrapes))])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// With faults.
+		var sent, late []meter.Batch
+		for i := 0; i < len(scrapes); i += 6 {
+			b := batch(fmt.Sprint("faulty-", i), nodes[1], scrapes[i:min(i+6, len(scrapes))])
+			switch r := rnd.IntN(100); {
+			case r < 5:
+				late = append(late, b)
+			case r < 25:
+				again := b
+				if rnd.IntN(2) == 0 {
+					again.ID += "-retry" // same readings under a new ID
+				}
+				sent = append(sent, b, again)
+			default:
+				sent = append(sent, b)
+			}
+		}
+		for i := range sent {
+			if rnd.IntN(10) == 0 {
+				j := min(len(sent)-1, i+1+rnd.IntN(8))
+				sent[i], sent[j] = sent[j], sent[i]
+			}
+		}
+		var res meter.Result
+		for _, b := range append(sent, late...) {
+			r, err := e.Ingest(ctx, agent, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Replayed {
+				res.Add(r.Result)
+			}
+		}
+		if res.Accepted != len(scrapes)*8 || res.TooLate+res.TooEarly != 0 {
+			t.Fatalf("faulty stream: %+v, want %d accepted", res, len(scrapes)*8)
+		}
+		usage := func(id string) []meter.Usage {
+			pts, err := e.Usage(ctx, admin, engine.UsageQuery{From: t0, To: t0.Add(10 * time.Hour), LeaseID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []meter.Usage
+			for _, p := range pts {
+				out = append(out, p.Usage)
+			}
+			return out
+		}
+		clean, faulty := usage(leases[0]), usage(leases[1])
+		if len(clean) < 6 {
+			t.Fatalf("clean usage has %d hours", len(clean))
+		}
+		if diff := cmp.Diff(clean, faulty); diff != "" {
+			t.Errorf("usage (-in order +with faults):\n%s", diff)
 		}
 	})
 }
