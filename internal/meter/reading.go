@@ -70,8 +70,8 @@ func (b Batch) Validate() error {
 	if !idPattern.MatchString(b.ID) {
 		e.Add("batch_id", b.ID, "must be 1-%d letters, digits or . _ : -", maxIDLen)
 	}
-	if len(b.Agent) > 253 {
-		e.Add("agent", len(b.Agent), "must be at most 253 characters")
+	if b.Agent != "" && !idPattern.MatchString(b.Agent) {
+		e.Add("agent", b.Agent, "must be 1-%d letters, digits or . _ : -", maxIDLen)
 	}
 	if len(b.Readings) > MaxBatchReadings {
 		e.Add("readings", len(b.Readings), "must be at most %d per batch", MaxBatchReadings)
@@ -105,8 +105,8 @@ func (b Batch) Validate() error {
 				e.Add(f(c.name), c.v, "must not be negative")
 			}
 		}
-		if len(r.UUID) > 128 {
-			e.Add(f("uuid"), len(r.UUID), "must be at most 128 characters")
+		if r.UUID != "" && !idPattern.MatchString(r.UUID) {
+			e.Add(f("uuid"), r.UUID, "must be 1-%d letters, digits or . _ : -", maxIDLen)
 		}
 	}
 	return e.Err()
