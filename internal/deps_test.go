@@ -28,6 +28,12 @@ func forbiddenImports() map[string][]string {
 	// feeds through a small interface: it knows no store, engine or API.
 	forbidden["webhook"] = []string{"database/sql", "github.com/jackc/", "modernc.org/", "k8s.io/", "github.com/danielgtaylor/",
 		module + "api", module + "store", module + "engine", module + "client"}
+	// The DCGM parser is pure: text in, readings out. The telemetry agent
+	// is an adapter (it speaks HTTP to exporters and the server) that knows
+	// the server only by its wire format.
+	forbidden["meter/dcgm"] = io
+	forbidden["agent"] = []string{"database/sql", "github.com/jackc/", "modernc.org/", "k8s.io/", "github.com/danielgtaylor/",
+		module + "api", module + "store", module + "engine", module + "client"}
 	return forbidden
 }
 
