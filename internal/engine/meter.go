@@ -32,9 +32,11 @@ type MeterTx interface {
 	AddUsage(rows []meter.Row) error
 	// AddFindings appends health findings.
 	AddFindings(fs []meter.Finding) error
-	// PruneSamples deletes, per GPU, the points older than cutoff (Unix
-	// ms) except the latest of them, and returns how many it deleted.
-	PruneSamples(cutoff int64) (int64, error)
+	// PruneSamples deletes, per GPU of the nodes with ordinals in
+	// [fromNode, toNode), the points older than cutoff (Unix ms) except
+	// the latest of them, and the batch records older than cutoff; it
+	// returns how many points it deleted.
+	PruneSamples(cutoff, fromNode, toNode int64) (int64, error)
 }
 
 // BatchRecord is one applied telemetry batch.
@@ -93,7 +95,11 @@ type meterState struct {
 	// capacity state drops them an hour or so after they end).
 	holders map[int64][]meter.Span
 	loaded  bool
-	pruned  time.Time
+	// The prune's pass over node ordinals: the next to prune (0: no pass
+	// running), when the last pass began, and the largest ordinal seen.
+	pruneNext int64
+	pruned    time.Time
+	maxOrd    int64
 }
 
 // ingestOp is one batch waiting for the meter's writer.
@@ -301,6 +307,7 @@ func (e *Engine) ingestTx(ctx context.Context, mt MeterTx, group []*ingestOp, re
 				return fmt.Errorf("batch %s: reading of %s GPU %d at %s: %w", o.b.ID, r.Node, r.GPU, r.Time.Format(time.RFC3339Nano), err)
 			}
 			res.Add(out)
+			m.maxOrd = max(m.maxOrd, ref.Ordinal)
 			if out.Accepted == 1 {
 				*findings = append(*findings, m.health.Observe(r)...)
 			}
@@ -431,19 +438,37 @@ func (e *Engine) failNodes(fs []meter.Finding) {
 	}
 }
 
+// pruneNodes is how many nodes' old readings one MeterTick prunes: a
+// bounded delete (about 64 × 8 GPUs × 360 readings an hour), so that the
+// prune never holds the meter's writer for long; a pass over the fleet
+// starts at most once an hour.
+const pruneNodes = 64
+
 // MeterTick runs the meter's periodic work at the clock's now: nodes that
 // have stopped reporting are found (a no-data finding, recorded, and the
-// node failed), and once an hour the stored points older than the late
-// window are pruned (the latest of them per GPU stays: a late reading's
-// neighbour). The server calls it with the engine's Tick.
+// node failed), and the stored readings older than the late window are
+// pruned, a few nodes per tick (the latest of them per GPU stays: a late
+// reading's neighbour). The server calls it with the engine's Tick.
 func (e *Engine) MeterTick(ctx context.Context) ([]meter.Finding, error) {
+	fs, err := e.meterTick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.failNodes(fs) // outside the lock: it waits for the capacity writer
+	return fs, nil
+}
+
+func (e *Engine) meterTick(ctx context.Context) ([]meter.Finding, error) {
 	m := e.meter
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := e.clock.Now()
 	fs := m.health.Stale(now)
-	prune := now.Sub(m.pruned) >= time.Hour
-	if len(fs) == 0 && !prune {
+	if m.pruneNext == 0 && now.Sub(m.pruned) >= time.Hour && m.maxOrd > 0 {
+		m.pruneNext, m.pruned = 1, now // a new pass
+	}
+	from := m.pruneNext
+	if len(fs) == 0 && from == 0 {
 		return nil, nil
 	}
 	cutoff := m.ledger.Cutoff(now)
@@ -454,8 +479,8 @@ func (e *Engine) MeterTick(ctx context.Context) ([]meter.Finding, error) {
 				return err
 			}
 		}
-		if prune {
-			if _, err := mt.PruneSamples(cutoff); err != nil {
+		if from > 0 {
+			if _, err := mt.PruneSamples(cutoff, from, from+pruneNodes); err != nil {
 				return err
 			}
 		}
@@ -464,21 +489,21 @@ func (e *Engine) MeterTick(ctx context.Context) ([]meter.Finding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meter tick: %w", err)
 	}
-	m.mu.Unlock()
-	defer m.mu.Lock() // for the deferred unlock
-	if prune {
-		m.pruned = now
-		old := cutoff - m.cfg.EnergyWindow.Milliseconds()
-		for o, ss := range m.holders {
-			ss = slices.DeleteFunc(ss, func(s meter.Span) bool { return s.To < old })
-			if len(ss) == 0 {
-				delete(m.holders, o)
-			} else {
-				m.holders[o] = ss
+	if from > 0 {
+		m.pruneNext = from + pruneNodes
+		if m.pruneNext > m.maxOrd {
+			m.pruneNext = 0 // the pass is done
+			old := cutoff - m.cfg.EnergyWindow.Milliseconds()
+			for o, ss := range m.holders {
+				ss = slices.DeleteFunc(ss, func(s meter.Span) bool { return s.To < old })
+				if len(ss) == 0 {
+					delete(m.holders, o)
+				} else {
+					m.holders[o] = ss
+				}
 			}
 		}
 	}
-	e.failNodes(fs)
 	return fs, nil
 }
 

@@ -192,14 +192,15 @@ func (m *meterTx) AddFindings(fs []meter.Finding) error {
 	return nil
 }
 
-// PruneSamples deletes the points older than cutoff that have a later
-// point also older than cutoff (the latest old one per GPU stays: a late
-// reading's neighbour), and the batch records older than cutoff (a replay
-// of such a batch is too late anyway).
-func (m *meterTx) PruneSamples(cutoff int64) (int64, error) {
-	n, err := m.t.c.execCount(m.ctx, `DELETE FROM meter_samples WHERE t_ms < ? AND EXISTS (
+// PruneSamples deletes, for the nodes with ordinals in [fromNode,
+// toNode), the points older than cutoff that have a later point also older
+// than cutoff (the latest old one per GPU stays: a late reading's
+// neighbour), and the batch records older than cutoff (a replay of such a
+// batch is too late anyway).
+func (m *meterTx) PruneSamples(cutoff, fromNode, toNode int64) (int64, error) {
+	n, err := m.t.c.execCount(m.ctx, `DELETE FROM meter_samples WHERE node >= ? AND node < ? AND t_ms < ? AND EXISTS (
 		SELECT 1 FROM meter_samples s2 WHERE s2.node = meter_samples.node AND s2.gpu = meter_samples.gpu
-		AND s2.t_ms > meter_samples.t_ms AND s2.t_ms < ?)`, cutoff, cutoff)
+		AND s2.t_ms > meter_samples.t_ms AND s2.t_ms < ?)`, fromNode, toNode, cutoff, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("store: prune samples: %w", err)
 	}
