@@ -19,7 +19,7 @@ func forbiddenImports() map[string][]string {
 	forbidden := map[string][]string{}
 	io := []string{"net/http", "database/sql", "github.com/jackc/", "modernc.org/", "k8s.io/", "github.com/danielgtaylor/",
 		module + "api", module + "store", module + "engine", module + "client"}
-	for _, domain := range []string{"unit", "valid", "clock", "fleet", "tenant", "lease", "workload", "calendar", "placement", "money", "spot", "forecast", "demand", "handover", "sim", "event", "meter"} {
+	for _, domain := range []string{"unit", "valid", "clock", "fleet", "tenant", "lease", "workload", "calendar", "placement", "money", "spot", "forecast", "demand", "handover", "sim", "event", "meter", "billing"} {
 		forbidden[domain] = io
 	}
 	forbidden["engine"] = []string{"net/http", "database/sql", "github.com/jackc/", "modernc.org/", module + "api", module + "store", module + "client"}
