@@ -55,6 +55,8 @@ type Engine struct {
 
 	// meter is telemetry ingestion (meter.go).
 	meter *meterState
+	// prices is the last spot price recorded per pool and tier (billing.go).
+	prices spotPriceLog
 
 	// events wakes the readers of the event outbox after a commit that
 	// appended to it (events.go).

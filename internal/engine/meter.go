@@ -56,6 +56,9 @@ type UsageFilter struct {
 	TenantID string
 	Pool     string
 	Use      meter.Use
+	// Unhealthy keeps the lease rows whose healthy time is below their
+	// covered time.
+	Unhealthy bool
 }
 
 // FindingFilter selects health findings: one node ("" all), at or after

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/meter"
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
 )
@@ -85,6 +87,33 @@ type Reader interface {
 	UsageRows(ctx context.Context, f UsageFilter) ([]meter.Row, error)
 	// Findings returns the health findings f selects, newest first.
 	Findings(ctx context.Context, f FindingFilter) ([]meter.Finding, error)
+	// UsageByLease returns, per lease, the sums of its rollup rows with
+	// hours in [from, to).
+	UsageByLease(ctx context.Context, from, to time.Time) (map[string]meter.Usage, error)
+	// UnhealthyHours returns the lease rows with hours in [from, to) whose
+	// healthy time is below their covered time, by hour.
+	UnhealthyHours(ctx context.Context, from, to time.Time) ([]meter.Row, error)
+
+	// Plan returns lease id's price plan, or ErrNotFound.
+	Plan(ctx context.Context, leaseID string) (billing.Plan, error)
+	// Plans returns every lease's price plan, by lease ID.
+	Plans(ctx context.Context) (map[string]billing.Plan, error)
+	// SpotPrices returns the price points of pool with From in [from, to),
+	// preceded by the last one before from (the price in effect at from),
+	// ordered by tier then From.
+	SpotPrices(ctx context.Context, pool string, from, to time.Time) ([]SpotPrice, error)
+	// Invoice returns the invoice with that ID, lines included, or
+	// ErrNotFound.
+	Invoice(ctx context.Context, id string) (billing.Invoice, error)
+	// Invoices returns the invoices f selects without their lines, by
+	// month then tenant then ID.
+	Invoices(ctx context.Context, f InvoiceFilter) ([]billing.Invoice, error)
+	// InvoiceLines returns the lines of every invoice of the months in
+	// [from, to) that is not void, by invoice ID.
+	InvoiceLines(ctx context.Context, from, to time.Time) (map[string][]billing.Line, error)
+	// CreditNotes returns the credit notes against an invoice ("" every
+	// one), by issue time.
+	CreditNotes(ctx context.Context, invoiceID string) ([]billing.CreditNote, error)
 	// LastEventSeq returns the Seq of the last event appended, 0 when
 	// there is none.
 	LastEventSeq(ctx context.Context) (int64, error)
@@ -167,6 +196,22 @@ type Tx interface {
 	AppendEvents(ctx context.Context, es []event.Event) error
 	// Meter returns the transaction's telemetry side, bound to ctx.
 	Meter(ctx context.Context) MeterTx
+	// SetPlan stores lease id's price plan, replacing any.
+	SetPlan(ctx context.Context, leaseID string, p billing.Plan, at time.Time) error
+	// AppendSpotPrices stores price points; a point already stored (pool,
+	// tier, From) is an error.
+	AppendSpotPrices(ctx context.Context, ps []SpotPrice) error
+	// PutDraft stores a draft invoice with its lines, replacing the draft
+	// of its tenant and month if there is one (lines included). A
+	// finalized or paid invoice of the tenant and month is an error
+	// wrapping ErrConflict.
+	PutDraft(ctx context.Context, inv billing.Invoice) error
+	// UpdateInvoice writes inv over the stored invoice of its ID: lines,
+	// total, hash and state (the database refuses any change to a
+	// finalized invoice but its move to paid or void).
+	UpdateInvoice(ctx context.Context, inv billing.Invoice) error
+	// InsertCreditNote stores n; tenant.ErrExists when the ID is taken.
+	InsertCreditNote(ctx context.Context, n billing.CreditNote) error
 	// CreateWebhook stores w (its Disabled and Delivery too);
 	// tenant.ErrExists when the ID is taken.
 	CreateWebhook(ctx context.Context, w event.Webhook) error
@@ -285,4 +330,18 @@ type IdempotentResponse struct {
 	ContentType   string
 	Body          []byte
 	Created       time.Time
+}
+
+// SpotPrice is a pool's spot price for one notice tier from From on.
+type SpotPrice struct {
+	Pool, Tier string
+	From       time.Time
+	Price      money.Money // per GPU-hour
+}
+
+// InvoiceFilter selects invoices; zero fields match all.
+type InvoiceFilter struct {
+	TenantID string
+	Month    time.Time // the first instant of a UTC month
+	State    billing.State
 }

@@ -76,6 +76,13 @@ const (
 	// PermUsageRead reads usage rollups and SLA delivery: a tenant its own
 	// leases', operators everything, the owner's internal and idle time too.
 	PermUsageRead Permission = "usage:read"
+	// PermBillingRead reads invoices, credit notes and price plans (a
+	// tenant its own); PermBillingWrite sets plans, runs, finalizes, pays
+	// and voids invoices and issues credit notes (operator admins only).
+	// The revenue report is operators' (PermBillingRead with an operator
+	// role).
+	PermBillingRead  Permission = "billing:read"
+	PermBillingWrite Permission = "billing:write"
 )
 
 // grants is the role → permission table; object-level scoping (a tenant role
@@ -87,14 +94,14 @@ var grants = map[Role]map[Permission]bool{
 		PermAuditRead: true, PermLeasesRead: true, PermLeasesWrite: true, PermCapacityRead: true,
 		PermCapacityWrite: true, PermNodesWrite: true,
 		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true,
-		PermTelemetryWrite: true, PermUsageRead: true,
+		PermTelemetryWrite: true, PermUsageRead: true, PermBillingRead: true, PermBillingWrite: true,
 	},
 	OperatorAgent: {PermSelf: true, PermTelemetryWrite: true},
 	OperatorViewer: {
 		PermSelf: true, PermFleetRead: true, PermNodesRead: true,
 		PermTenantRead: true, PermKeysRead: true, PermAuditRead: true,
 		PermLeasesRead: true, PermCapacityRead: true,
-		PermEventsRead: true, PermWebhooksRead: true, PermUsageRead: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermUsageRead: true, PermBillingRead: true,
 	},
 	// Tenants see the catalog of sites and pools (what they can ask for), not
 	// the owner's nodes.
@@ -102,11 +109,11 @@ var grants = map[Role]map[Permission]bool{
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true,
 		PermKeysRead: true, PermKeysWrite: true, PermAuditRead: true,
 		PermLeasesRead: true, PermLeasesWrite: true,
-		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true, PermUsageRead: true,
+		PermEventsRead: true, PermWebhooksRead: true, PermWebhooksWrite: true, PermUsageRead: true, PermBillingRead: true,
 	},
 	TenantViewer: {
 		PermSelf: true, PermFleetRead: true, PermTenantRead: true, PermLeasesRead: true,
-		PermEventsRead: true, PermUsageRead: true,
+		PermEventsRead: true, PermUsageRead: true, PermBillingRead: true,
 	},
 }
 

@@ -228,6 +228,9 @@ func (r reader) UsageRows(ctx context.Context, f engine.UsageFilter) ([]meter.Ro
 			args = append(args, c.v)
 		}
 	}
+	if f.Unhealthy {
+		q += ` AND lease_id <> '' AND healthy_ms < gpu_ms`
+	}
 	q += ` ORDER BY hour_ms, pool, use, lease_id`
 	rows, err := r.c.query(ctx, q, args...)
 	if err != nil {

@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store, opts ...Option) {
 		{"Idempotency", testIdempotency},
 		{"Events", testEvents},
 		{"Webhooks", testWebhooks},
+		{"Billing/InvoicesFrozen", testInvoicesFrozen},
+		{"Billing/SpotPrices", testSpotPrices},
 		{"Update/ErrorRollsBack", testUpdateError},
 		{"Update/PanicRollsBack", testUpdatePanic},
 		{"Update/ReadsOwnWrites", testUpdateReadsOwnWrites},
