@@ -153,11 +153,13 @@ type RevenueRow struct {
 // month without invoices for a contract, the contract's scheduled charge
 // as forecast.
 func (e *Engine) Revenue(ctx context.Context, p tenant.Principal, from, to time.Time) ([]RevenueRow, error) {
-	if err := e.check(ctx, p, tenant.PermBillingRead, "revenue.get", "", ""); err != nil {
+	if !p.Role.IsOperator() {
+		err := fmt.Errorf("%w: the revenue report is for operators", tenant.ErrForbidden)
+		e.RecordDenial(ctx, p, "revenue.get", "", err.Error())
 		return nil, err
 	}
-	if !p.Role.IsOperator() {
-		return nil, fmt.Errorf("%w: the revenue report is for operators", tenant.ErrForbidden)
+	if err := e.check(ctx, p, tenant.PermBillingRead, "revenue.get", "", ""); err != nil {
+		return nil, err
 	}
 	start, end := stepStart(StepMonth, from), stepStart(StepMonth, to)
 	if end.Before(to) {
