@@ -20,7 +20,7 @@ import (
 // leaseFlags are the flags of quote and leases create.
 type leaseFlags struct {
 	tenant, kind, pool, start, end, packing, isolation string
-	maxPrice, notice                                   string
+	maxPrice, notice, planFile                         string
 	gpus                                               int64
 	steps                                              []string
 }
@@ -38,12 +38,18 @@ func (f *leaseFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.isolation, "isolation", "", "shared-leaf or dedicated-leaf (default shared-leaf)")
 	fl.StringVar(&f.maxPrice, "max-price", "", "spot: the most paid per GPU-hour, USD (e.g. 3.50); above it the lease is reclaimed")
 	fl.StringVar(&f.notice, "notice", "", "spot: notice tier, e.g. 2m, 30m or 24h (default the shortest; longer costs more)")
+	fl.StringVar(&f.planFile, "plan", "", "a price plan (JSON file, see docs/billing.md): a quote is priced on it, a created lease gets it (operator admins)")
 }
 
 func (f *leaseFlags) request() (api.LeaseRequest, error) {
 	r := api.LeaseRequest{Tenant: f.tenant, Kind: f.kind, Pool: f.pool, GPUs: f.gpus, Packing: f.packing, Isolation: f.isolation,
 		MaxPrice: f.maxPrice, Notice: f.notice}
 	var err error
+	if f.planFile != "" {
+		if r.Plan, err = readPlan(f.planFile); err != nil {
+			return r, err
+		}
+	}
 	if f.start != "" {
 		if r.Start, err = time.Parse(time.RFC3339, f.start); err != nil {
 			return r, fmt.Errorf("--start %q: want RFC 3339, e.g. 2027-01-01T00:00:00Z", f.start)
@@ -106,9 +112,16 @@ func newQuoteCmd(e *env) *cobra.Command {
 				for _, s := range q.Schedule {
 					gpus = max(gpus, s.GPUs)
 				}
-				return [][]string{{"FEASIBLE", "POOL", "START", "END", "GPUS", "NODES", "LEAF_GROUPS", "PODS", "PRICE", "REASON", "EARLIEST_START", "DETAIL"},
+				rows := [][]string{{"FEASIBLE", "POOL", "START", "END", "GPUS", "NODES", "LEAF_GROUPS", "PODS", "PRICE", "TOTAL", "REASON", "EARLIEST_START", "DETAIL"},
 					{strconv.FormatBool(q.Feasible), q.Pool, ts(q.Start), ts(q.End), i64(gpus), strconv.Itoa(q.Nodes), strconv.Itoa(q.LeafGroups),
-						strconv.Itoa(q.Pods), dash(q.Price), dash(q.Reason), earliest, dash(q.Detail)}}
+						strconv.Itoa(q.Pods), dash(q.Price), dash(q.Total), dash(q.Reason), earliest, dash(q.Detail)}}
+				if len(q.Charges) > 0 {
+					rows = append(rows, []string{""}, []string{"MONTH", "FEE", "PRORATION", "DISCOUNT", "AMOUNT"})
+					for _, c := range q.Charges {
+						rows = append(rows, []string{c.Month, c.Fee, c.Proration, c.Discount, c.Amount})
+					}
+				}
+				return rows
 			})
 		},
 	}
@@ -265,7 +278,7 @@ func newLeasesCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, cancel, allocs)
+	cmd.AddCommand(create, list, show, cancel, allocs, newPlanCmd(e))
 	return cmd
 }
 

@@ -189,6 +189,10 @@ func (r *running) startDispatcher() {
 				if _, err := r.eng.Tick(ctx); err != nil && ctx.Err() == nil {
 					r.log.Error("tick", "err", err)
 				}
+				// Spot is billed at the price in effect: keep its history.
+				if _, err := r.eng.RecordSpotPrices(ctx); err != nil && ctx.Err() == nil {
+					r.log.Error("record spot prices", "err", err)
+				}
 				// Silent nodes, and the hourly prune of old readings.
 				if fs, err := r.eng.MeterTick(ctx); err != nil && ctx.Err() == nil {
 					r.log.Error("meter tick", "err", err)

@@ -45,6 +45,11 @@ type fixture struct {
 	keys  map[string]string // "operator-admin", "tenant-admin@tenant-a", ... → secret
 	seq   atomic.Int64
 	admin tenant.Principal
+	// months numbers the months after t0's that billing tests take, each
+	// its own.
+	months       atomic.Int64
+	invMu        sync.Mutex
+	readInvoices map[string]string // tenant → an invoice for read-only requests
 }
 
 func newFixture(t testing.TB, st engine.Store) *fixture {

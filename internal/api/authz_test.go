@@ -152,6 +152,41 @@ func matrix() map[string]matrixEntry {
 		}, want: allow(200, 200, 200, 200)},
 		"GET /v1/health/findings": {build: simple("GET", "/v1/health/findings"), want: allow(200, 200, 403, 403)},
 
+		// Billing: each request gets an invoice of its own month.
+		"PUT /v1/leases/{lease}/plan": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "PUT", path: "/v1/leases/" + f.leaseID(owner(foreign)) + "/plan",
+				body: map[string]any{"kind": "reservation", "reservation": map[string]string{"rate": "2.50", "billing": "arrears"}}}
+		}, want: allow(200, 403, 403, 403)},
+		"GET /v1/leases/{lease}/plan": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/leases/" + f.leaseID(owner(foreign)) + "/plan"}
+		}, want: allow(200, 200, 200, 200)},
+		"POST /v1/invoices/run": {build: func(f *fixture, _ bool) req {
+			return req{method: "POST", path: "/v1/invoices/run", body: map[string]string{"month": t0.Format("2006-01")}}
+		}, want: allow(200, 403, 403, 403)},
+		"GET /v1/invoices": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/invoices?tenant=" + owner(foreign)}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/invoices/{invoice}": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/invoices/" + f.readInvoiceID(owner(foreign))}
+		}, want: allow(200, 200, 200, 200)},
+		"POST /v1/invoices/{invoice}/finalize": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/invoices/" + f.invoiceID(owner(foreign), "") + "/finalize"}
+		}, want: allow(200, 403, 403, 403)},
+		"POST /v1/invoices/{invoice}/pay": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/invoices/" + f.invoiceID(owner(foreign), "finalize") + "/pay"}
+		}, want: allow(200, 403, 403, 403)},
+		"POST /v1/invoices/{invoice}/void": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/invoices/" + f.invoiceID(owner(foreign), "") + "/void"}
+		}, want: allow(200, 403, 403, 403)},
+		"POST /v1/invoices/{invoice}/credit-notes": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "POST", path: "/v1/invoices/" + f.invoiceID(owner(foreign), "finalize") + "/credit-notes",
+				body: map[string]any{"reason": "goodwill", "lines": []map[string]string{{"description": "goodwill", "amount": "1.00"}}}}
+		}, want: allow(200, 403, 403, 403)},
+		"GET /v1/invoices/{invoice}/credit-notes": {hasObject: true, build: func(f *fixture, foreign bool) req {
+			return req{method: "GET", path: "/v1/invoices/" + f.readInvoiceID(owner(foreign)) + "/credit-notes"}
+		}, want: allow(200, 200, 200, 200)},
+		"GET /v1/revenue": {build: simple("GET", "/v1/revenue?from="+t0.Format("2006-01")+"&to="+t0.Format("2006-01")), want: allow(200, 200, 403, 403)},
+
 		// The stream itself is tested in events_test.go; follow=false
 		// answers at once. Every caller reads its own scope.
 		"GET /v1/events": {build: simple("GET", "/v1/events?follow=false"), want: allow(200, 200, 200, 200)},
@@ -266,4 +301,45 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	})
+}
+
+// invoiceID makes a draft invoice of tenantID for a month of its own (a
+// one-node reservation of an hour in it, an invoice run), then applies
+// verb ("finalize") if given, and returns its ID.
+func (f *fixture) invoiceID(tenantID, verb string) string {
+	f.t.Helper()
+	month := t0.AddDate(0, int(f.months.Add(1)), 0)
+	start := month.Add(time.Hour)
+	code, body := f.do(f.keys["operator-admin"], "POST", "/v1/leases", map[string]any{"tenant": tenantID, "kind": "reservation",
+		"pool": "lab-1/H100-SXM", "start": start.Format(time.RFC3339), "end": start.Add(time.Hour).Format(time.RFC3339), "gpus": 8})
+	if code != http.StatusCreated {
+		f.t.Fatalf("lease for %s: %d %s", tenantID, code, body)
+	}
+	if code, body := f.do(f.keys["operator-admin"], "POST", "/v1/invoices/run", map[string]string{"month": month.Format("2006-01")}); code != http.StatusOK {
+		f.t.Fatalf("invoice run: %d %s", code, body)
+	}
+	id := "inv-" + tenantID + "-" + month.Format("200601")
+	if verb != "" {
+		if code, body := f.do(f.keys["operator-admin"], "POST", "/v1/invoices/"+id+"/"+verb, nil); code != http.StatusOK {
+			f.t.Fatalf("%s %s: %d %s", verb, id, code, body)
+		}
+	}
+	return id
+}
+
+// readInvoiceID returns an invoice of tenantID for requests that do not
+// change it: the same one each time.
+func (f *fixture) readInvoiceID(tenantID string) string {
+	f.t.Helper()
+	f.invMu.Lock()
+	defer f.invMu.Unlock()
+	if f.readInvoices == nil {
+		f.readInvoices = map[string]string{}
+	}
+	if id, ok := f.readInvoices[tenantID]; ok {
+		return id
+	}
+	id := f.invoiceID(tenantID, "")
+	f.readInvoices[tenantID] = id
+	return id
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
@@ -69,6 +70,7 @@ type LeaseRequest struct {
 	Isolation string    `json:"isolation,omitempty" enum:"shared-leaf,dedicated-leaf" doc:"dedicated-leaf: no other tenant under the same leaf switches; default shared-leaf."`
 	MaxPrice  string    `json:"max_price,omitempty" pattern:"^[0-9]{1,5}(\\.[0-9]{1,6})?$" doc:"Spot only, required: the most paid per GPU-hour, USD as a decimal string (\"3.50\"). Above it the lease is reclaimed after its notice."`
 	Notice    string    `json:"notice,omitempty" maxLength:"16" doc:"Spot only: the notice tier (2m, 30m, 24h by default; longer notice costs more); default the shortest."`
+	Plan      *Plan     `json:"plan,omitempty" doc:"A price plan: a quote is priced on it; a created lease gets it (operator admins only)."`
 }
 
 func (r LeaseRequest) domain() (lease.Request, error) {
@@ -185,6 +187,12 @@ type Quote struct {
 	Pods          int        `json:"pods"`
 	Price         string     `json:"price,omitempty" doc:"Spot: the price per GPU-hour of the notice tier now, USD."`
 	Notice        string     `json:"notice,omitempty" doc:"Spot: the notice tier."`
+	// The price of a contract (with the plan of the request) or a
+	// reservation (its plan, or the list price), month by month.
+	Charges   []MonthCharge `json:"charges,omitempty" doc:"Each month's charge: fee, proration of a partial month, discount, amount."`
+	Total     string        `json:"total,omitempty" doc:"The lease's total, as a decimal string."`
+	Currency  string        `json:"currency,omitempty"`
+	ListPrice bool          `json:"list_price,omitempty" doc:"Priced at the list price (no plan in the request)."`
 }
 
 type leaseRequestIn struct {
@@ -205,6 +213,19 @@ func (s *Server) createQuote(ctx context.Context, p tenant.Principal, in *leaseR
 	if q.Kind == lease.Spot {
 		out.Price = money.Format(q.Price.Micros)
 	}
+	var plan *billing.Plan
+	if in.Body.Plan != nil {
+		bp, err := in.Body.Plan.domain()
+		if err != nil {
+			return nil, prefixFields(err, "plan.")
+		}
+		plan = &bp
+	}
+	if q.Feasible || q.Refusal == nil || !q.Start.IsZero() {
+		if err := quotePrice(&out, q, plan); err != nil {
+			return nil, prefixFields(err, "plan.")
+		}
+	}
 	if ref := q.Refusal; ref != nil {
 		out.Reason, out.Detail = ref.Reason, ref.Detail
 		if !ref.EarliestStart.IsZero() {
@@ -218,6 +239,9 @@ func (s *Server) createLease(ctx context.Context, p tenant.Principal, in *leaseR
 	r, err := in.Body.domain()
 	if err != nil {
 		return nil, err
+	}
+	if in.Body.Plan != nil {
+		return s.createLeaseWithPlan(ctx, p, in, r)
 	}
 	ctx = s.answering(ctx, http.StatusCreated, func(val any) (any, error) { return s.leaseCreated(ctx, val.(engine.LeaseResult)) })
 	res, err := s.eng.RequestLease(ctx, p, in.Body.Tenant, r)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/valid"
@@ -73,6 +74,13 @@ func problemOf(err error) huma.StatusError {
 		return huma.Error409Conflict("already exists")
 	case errors.Is(err, engine.ErrConflict):
 		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, billing.ErrTransition), errors.Is(err, billing.ErrNotDraft), errors.Is(err, billing.ErrNotFinalized),
+		errors.Is(err, billing.ErrOverCredit):
+		// An invoice's state does not allow it, or credits would exceed
+		// the invoice: the request conflicts with what is stored.
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, billing.ErrNoSchedule), errors.Is(err, billing.ErrLineAmount):
+		return huma.Error422UnprocessableEntity(err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.NewError(http.StatusServiceUnavailable, "request cancelled or timed out")
 	default:

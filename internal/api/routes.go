@@ -73,6 +73,7 @@ func (s *Server) registerRoutes() {
 	s.registerEventRoutes()
 	s.registerSpotRoutes()
 	s.registerMeterRoutes()
+	s.registerBillingRoutes()
 }
 
 // register adds one operation with its permission. Handlers get the

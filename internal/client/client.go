@@ -119,12 +119,24 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		}
 		return pe
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 		}
 	}
 	return nil
+}
+
+// Raw sends a request without a body and returns the answer's body as
+// it came (CSV, HTML); a non-2xx answer is a *ProblemError.
+func (c *Client) Raw(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	var data []byte
+	err := c.Do(ctx, method, path, query, nil, &data)
+	return data, err
 }
 
 type idemKey struct{}

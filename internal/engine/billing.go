@@ -286,7 +286,16 @@ func (e *Engine) monthFacts(ctx context.Context, start, end time.Time) (*monthFa
 	spotPools := map[string]bool{}
 	for _, l := range all {
 		if !l.Cancelled.IsZero() && l.Cancelled.Before(l.End) {
+			// Billed up to its cancellation: guaranteed leases by the
+			// started hour (their plans count whole hours), spot to the
+			// minute mark. Cancelled before its start: nothing.
 			l.End = l.Cancelled
+			if l.Kind != lease.Spot {
+				l.End = ceilHour(l.Cancelled)
+			}
+			if !l.Start.Before(l.End) {
+				continue
+			}
 		}
 		if !l.Start.Before(end) || !start.Before(l.End) {
 			continue
@@ -429,4 +438,36 @@ func (f *monthFacts) spotPieces(l lease.Lease, start, end time.Time) []billing.S
 	}
 	slices.SortFunc(out, func(a, b billing.SpotPiece) int { return a.From.Compare(b.From) })
 	return out
+}
+
+// QuotePrice prices a quoted lease on plan (nil: the default plan of its
+// kind): the charge of every month and the total. A contract without a
+// plan, and spot (priced by the hour, Quote.Price), have no schedule:
+// ok is false then.
+func QuotePrice(q Quote, plan *billing.Plan) (charges []billing.MonthCharge, total money.Money, isDefault, ok bool, err error) {
+	l := lease.Lease{ID: "quote", Kind: q.Kind, Pool: q.Pool, Start: q.Start, End: q.End, Schedule: q.Schedule}
+	if plan == nil {
+		d, found := defaultPlan(l)
+		if !found || l.Kind == lease.Spot {
+			return nil, money.Money{}, false, false, nil
+		}
+		plan, isDefault = &d, true
+	}
+	if l.Kind == lease.Spot {
+		return nil, money.Money{}, false, false, nil
+	}
+	charges, total, err = billing.Schedule(l, *plan)
+	if err != nil {
+		return nil, money.Money{}, false, false, err
+	}
+	return charges, total, isDefault, true, nil
+}
+
+// ceilHour returns t rounded up to a whole UTC hour.
+func ceilHour(t time.Time) time.Time {
+	h := t.Truncate(time.Hour)
+	if h.Equal(t) {
+		return t
+	}
+	return h.Add(time.Hour)
 }
