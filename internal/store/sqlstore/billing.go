@@ -339,10 +339,16 @@ func (r reader) CreditNotes(ctx context.Context, invoiceID string) ([]billing.Cr
 	return out, nil
 }
 
-// UsageByLease sums each lease's rollup rows with hours in [from, to).
+// UsageByLease sums each lease's rollup rows with hours in [from, to):
+// from the monthly sums when from and to are month starts, else from the
+// hourly rows.
 func (r reader) UsageByLease(ctx context.Context, from, to time.Time) (map[string]meter.Usage, error) {
+	table, col := "usage_hours", "hour_ms"
+	if from.UnixMilli() == monthStartMs(from.UnixMilli()) && to.UnixMilli() == monthStartMs(to.UnixMilli()) {
+		table, col = "usage_months", "month_ms"
+	}
 	rows, err := r.c.query(ctx, `SELECT lease_id, SUM(gpu_ms), SUM(used_ms), SUM(healthy_ms), SUM(energy_mj), SUM(readings)
-		FROM usage_hours WHERE hour_ms >= ? AND hour_ms < ? AND lease_id <> '' GROUP BY lease_id`, from.UnixMilli(), to.UnixMilli())
+		FROM `+table+` WHERE `+col+` >= ? AND `+col+` < ? AND use = 'lease' GROUP BY lease_id`, from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: usage by lease: %w", err)
 	}
@@ -362,7 +368,34 @@ func (r reader) UsageByLease(ctx context.Context, from, to time.Time) (map[strin
 	return out, nil
 }
 
-// UnhealthyHours returns the lease rows of [from, to) with unhealthy time.
+// UnhealthyHours returns the lease rows of [from, to) with unhealthy
+// time: the leases that had any are found from the monthly sums, then
+// their hours read through the lease index.
 func (r reader) UnhealthyHours(ctx context.Context, from, to time.Time) ([]meter.Row, error) {
-	return r.UsageRows(ctx, engine.UsageFilter{From: from, To: to, Unhealthy: true})
+	rows, err := r.c.query(ctx, `SELECT DISTINCT lease_id FROM usage_months WHERE month_ms >= ? AND month_ms < ? AND use = 'lease' AND healthy_ms < gpu_ms`,
+		monthStartMs(from.UnixMilli()), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("store: unhealthy leases: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: unhealthy leases: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("store: unhealthy leases: %w", err)
+	}
+	out := []meter.Row{}
+	for _, id := range ids {
+		rs, err := r.UsageRows(ctx, engine.UsageFilter{From: from, To: to, LeaseID: id, Unhealthy: true})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
 }

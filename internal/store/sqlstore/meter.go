@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/meter"
@@ -18,14 +19,23 @@ var (
 		columns: `node, gpu, t_ms, util_pct, energy_mj, xid, power_violation_us, thermal_violation_us, remap_failure`, cols: 9}
 	usageUpsert = bulkInsert{table: "usage_hours",
 		columns: `hour_ms, pool, use, lease_id, tenant_id, gpu_ms, used_ms, healthy_ms, energy_mj, readings`, cols: 10}
+	monthUpsert = bulkInsert{table: "usage_months",
+		columns: `month_ms, pool, use, lease_id, tenant_id, gpu_ms, used_ms, healthy_ms, energy_mj, readings`, cols: 10}
 	findingsInsert = bulkInsert{table: "health_findings", columns: `node, gpu, at_us, severity, rule, detail`, cols: 6}
 )
 
-// usageUpsertSuffix adds a row's amounts to the stored row of its key.
-const usageUpsertSuffix = ` ON CONFLICT (hour_ms, pool, use, lease_id) DO UPDATE SET
+// usageUpsertSuffix and monthUpsertSuffix add a row's amounts to the
+// stored row of its key.
+const (
+	usageUpsertSuffix = ` ON CONFLICT (hour_ms, pool, use, lease_id) DO UPDATE SET
 	gpu_ms = usage_hours.gpu_ms + excluded.gpu_ms, used_ms = usage_hours.used_ms + excluded.used_ms,
 	healthy_ms = usage_hours.healthy_ms + excluded.healthy_ms, energy_mj = usage_hours.energy_mj + excluded.energy_mj,
 	readings = usage_hours.readings + excluded.readings`
+	monthUpsertSuffix = ` ON CONFLICT (month_ms, pool, use, lease_id) DO UPDATE SET
+	gpu_ms = usage_months.gpu_ms + excluded.gpu_ms, used_ms = usage_months.used_ms + excluded.used_ms,
+	healthy_ms = usage_months.healthy_ms + excluded.healthy_ms, energy_mj = usage_months.energy_mj + excluded.energy_mj,
+	readings = usage_months.readings + excluded.readings`
+)
 
 const (
 	sampleCols      = `t_ms, util_pct, energy_mj, xid, power_violation_us, thermal_violation_us, remap_failure`
@@ -40,11 +50,8 @@ const (
 // prepares.
 func meterQueries(d *Dialect) []string {
 	qs := []string{sampleLastQuery, samplePrevQuery, sampleNextQuery, batchQuery, batchInsert}
-	for _, b := range []bulkInsert{samplesInsert, usageUpsert} {
-		suffix := ""
-		if b.table == "usage_hours" {
-			suffix = usageUpsertSuffix
-		}
+	for _, b := range []bulkInsert{samplesInsert, usageUpsert, monthUpsert} {
+		suffix := map[string]string{"usage_hours": usageUpsertSuffix, "usage_months": monthUpsertSuffix}[b.table]
 		for n := 1; n <= pow2Floor(d.batchRows(b.cols)); n *= 2 {
 			qs = append(qs, plainInsert(b, n)+suffix)
 		}
@@ -168,16 +175,35 @@ func (m *meterTx) RecordBatch(b engine.BatchRecord) error {
 	return nil
 }
 
-// AddUsage adds rows to the rollup.
+// AddUsage adds rows to the hourly rollup and to its monthly sums.
 func (m *meterTx) AddUsage(rows []meter.Row) error {
 	args := make([]any, 0, len(rows)*usageUpsert.cols)
+	months := map[meter.UsageKey]meter.Usage{}
 	for _, r := range rows {
 		args = append(args, r.Hour, r.Pool, string(r.Use), r.LeaseID, r.TenantID, r.GPUms, r.UsedMs, r.HealthyMs, r.EnergyMJ, r.Readings)
+		k := r.UsageKey
+		k.Hour = monthStartMs(r.Hour)
+		u := months[k]
+		u.Add(r.Usage)
+		months[k] = u
 	}
 	if err := m.insert(usageUpsert, usageUpsertSuffix, len(rows), args); err != nil {
 		return fmt.Errorf("store: add usage: %w", err)
 	}
+	args = args[:0]
+	for k, u := range months {
+		args = append(args, k.Hour, k.Pool, string(k.Use), k.LeaseID, k.TenantID, u.GPUms, u.UsedMs, u.HealthyMs, u.EnergyMJ, u.Readings)
+	}
+	if err := m.insert(monthUpsert, monthUpsertSuffix, len(months), args); err != nil {
+		return fmt.Errorf("store: add usage by month: %w", err)
+	}
 	return nil
+}
+
+// monthStartMs returns the start of the UTC month holding Unix ms t.
+func monthStartMs(t int64) int64 {
+	d := time.UnixMilli(t).UTC()
+	return time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 }
 
 // AddFindings appends health findings.
