@@ -283,7 +283,7 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request, ef
 	}
 	c.leases[id] = lp
 	if l.Kind == lease.Spot {
-		p.spotLeases[id] = lp
+		p.spotLeases[id] = &spotLease{Lease: lp}
 		if !l.Noticed.IsZero() {
 			eff.events = append(eff.events, event.New(now, event.SpotReclaim, tenantID, id, map[string]any{
 				"pool": l.Pool, "gpus": l.MaxGPUs(), "notice": l.Notice, "release_at": l.End.UTC(), "reason": l.Reason}))
@@ -301,7 +301,7 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request, ef
 // With commit false (a quote), the index is left as it was.
 func (c *capState) place(now time.Time, p *poolCap, l *lease.Lease, commit bool) ([]placement.Plan, []victim, *Refusal, error) {
 	if l.Kind == lease.Spot {
-		plans, ref := c.placeSpot(now, p, l)
+		plans, ref := c.placeSpot(now, p, l, commit)
 		return plans, nil, ref, nil
 	}
 	plans, ref := c.fits(p, l, 0, false)

@@ -97,6 +97,28 @@ func (e *Engine) submit(ctx context.Context, apply func(c *capState, now time.Ti
 	return Pending{done: o.done}
 }
 
+// Sync waits until the commands submitted before it are applied to the
+// in-memory capacity, which reads (SpotMarkets) then reflect; they may not
+// be committed yet: each one's answer still comes from its Pending. A
+// caller that pipelines commands (the simulator) reads between them this
+// way without waiting for the store, whose commits then gather more
+// commands each. It returns an error, and may return before they are
+// applied, when ctx ends, the engine is closed or the capacity cannot be
+// loaded.
+func (e *Engine) Sync(ctx context.Context) error {
+	applied := make(chan struct{})
+	p := e.submit(ctx, func(*capState, time.Time, *leaseIDs) (*effect, any, error) {
+		close(applied)
+		return nil, nil, nil
+	})
+	select {
+	case <-applied:
+		return nil
+	case r := <-p.done: // answered without being applied, or after it
+		return r.err
+	}
+}
+
 // ErrClosed answers commands submitted after Close.
 var ErrClosed = errors.New("engine: closed")
 
@@ -335,7 +357,7 @@ func (e *Engine) commit(j *job) bool {
 	err := errStaleBatch
 	if !stale {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects) })
+		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects, j.applied) })
 		cancel()
 		if err == nil {
 			e.eventsCommitted(j.effects)
@@ -358,8 +380,11 @@ func (e *Engine) commit(j *job) bool {
 var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothing of this one was written")
 
 // persist writes the batch's effects in order. Consecutive admissions are
-// written with one insert per kind of row.
-func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*effect) error {
+// written with one insert per kind of row. A command's audit entry is
+// stamped with the time it applied at (applied), not the commit's: a
+// pipelining caller on a fake clock (the simulator) has moved it on by
+// then.
+func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*effect, applied []time.Time) error {
 	var leases []lease.Lease
 	var allocs []lease.Allocation
 	flush := func() error {
@@ -386,6 +411,9 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		}
 		if eff.audit != nil {
 			e.stamp(batch[i].ctx, principalOf(batch[i].ctx), eff.audit)
+			if !applied[i].IsZero() {
+				eff.audit.At = applied[i]
+			}
 			audit = append(audit, *eff.audit)
 		}
 		ch := eff.changes

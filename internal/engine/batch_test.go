@@ -119,3 +119,40 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 		t.Errorf("capacity after the failed commit (-rebuilt +in memory):\n%s", diff)
 	}
 }
+
+// TestSync: reads after Sync see the commands submitted before it, before
+// their commit answers them; Sync on a closed engine says so.
+func TestSync(t *testing.T) {
+	st := &slowStore{Store: sqlite.OpenTest(t)}
+	e, clk := setup(t, st, 1_000_000)
+	ctx := context.Background()
+	clk.Set(t0.Add(10 * time.Minute))
+	st.delay = 20 * time.Millisecond
+	var pending []engine.Pending
+	for _, gpus := range []int64{8, 16, 24} {
+		p, err := e.SubmitInternalUse(ctx, admin, pool, gpus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.SpotMarkets(ctx, admin, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[0].Internal != 24 {
+		t.Errorf("internal use after Sync: %d GPUs, want 24 (the last one submitted)", m[0].Internal)
+	}
+	for _, p := range pending {
+		if _, err := p.Wait(); err != nil {
+			t.Error(err)
+		}
+	}
+	e.Close()
+	if err := e.Sync(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Sync after Close: got %v, want ErrClosed", err)
+	}
+}

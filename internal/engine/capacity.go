@@ -40,10 +40,10 @@ type poolCap struct {
 	gpusPerNode   unit.GPUs
 	nodeFacilityW unit.Power // the largest node's facility power (IT × PUE)
 	holdbackSteps []HoldbackStep
-	internal      int64                   // the owner's own use now, as last reported
-	sanitizing    int64                   // GPUs of its nodes being wiped
-	policy        *spot.Policy            // its spot policy, once looked up
-	spotLeases    map[string]*lease.Lease // live spot leases, by ID
+	internal      int64                 // the owner's own use now, as last reported
+	sanitizing    int64                 // GPUs of its nodes being wiped
+	policy        *spot.Policy          // its spot policy, once looked up
+	spotLeases    map[string]*spotLease // live spot leases, by ID
 
 	healthy, holdback, contract, reservation, spot, free, idle *calendar.Calendar
 }
@@ -71,13 +71,17 @@ type capState struct {
 
 	pools  map[string]*poolCap
 	ix     *placement.Index
-	byName map[string]fleet.Node
-	byOrd  map[int64]fleet.Node
+	byName map[string]fleet.Node // written through setNode, with byOrd
+	byOrd  map[int64]fleet.Node  // written through setNode, which keeps ords in step
 	// gpuSum[o-gpuBase] is the GPUs of the nodes with ordinals in
-	// [gpuBase, o), so that a run's GPUs are one subtraction; nil when the
-	// ordinals are too sparse, and count then reads byOrd.
+	// [gpuBase, o), so that a run's GPUs are one subtraction, and
+	// ords[o-gpuBase] what wipes read of the node of ordinal o, node by
+	// node, by the thousand per tick (a lookup in byOrd, a map of whole
+	// nodes, misses the cache); both nil when the ordinals are too sparse,
+	// and runGPUs and ordNode then read byOrd.
 	gpuBase int64
 	gpuSum  []int64
+	ords    []ordNode
 
 	leases    map[string]*lease.Lease // live: not cancelled, ending after origin
 	allocs    map[string]lease.Allocation
@@ -188,7 +192,7 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 		}
 		c.leases[l.ID] = l
 		if p := c.pools[l.Pool]; p != nil && l.Kind == lease.Spot {
-			p.spotLeases[l.ID] = l
+			p.spotLeases[l.ID] = &spotLease{Lease: l}
 		}
 	}
 	// Allocations that ended within the hand-over time left their nodes
@@ -234,7 +238,8 @@ func loadCapacity(ctx context.Context, r Reader, now time.Time, horizon time.Dur
 	return c, nil
 }
 
-// sumGPUs fills gpuSum from nodes when their ordinals are dense enough.
+// sumGPUs fills gpuSum and ords from nodes when their ordinals are dense
+// enough. The pools must exist.
 func (c *capState) sumGPUs(nodes []fleet.Node) {
 	if len(nodes) == 0 {
 		return
@@ -248,8 +253,10 @@ func (c *capState) sumGPUs(nodes []fleet.Node) {
 	}
 	c.gpuBase = lo
 	c.gpuSum = make([]int64, hi-lo+2)
+	c.ords = make([]ordNode, hi-lo+1)
 	for _, n := range nodes {
 		c.gpuSum[n.Ordinal-lo+1] = int64(n.GPUs)
+		c.ords[n.Ordinal-lo] = ordNode{pool: c.pools[n.PoolID()], name: n.Name, state: n.State}
 	}
 	for i := 1; i < len(c.gpuSum); i++ {
 		c.gpuSum[i] += c.gpuSum[i-1]
@@ -273,6 +280,37 @@ func (c *capState) runGPUs(from, to int64) int64 {
 	return at(to) - at(from)
 }
 
+// ordNode is what wipes read of a node: its pool, name and state.
+type ordNode struct {
+	pool  *poolCap // nil: no node has the ordinal
+	name  string
+	state fleet.State
+}
+
+// ordNode returns what wipes read of the node of ordinal o; a zero
+// ordNode when there is none.
+func (c *capState) ordNode(o int64) ordNode {
+	if c.ords != nil {
+		if i := o - c.gpuBase; i >= 0 && i < int64(len(c.ords)) {
+			return c.ords[i]
+		}
+		return ordNode{}
+	}
+	n, ok := c.byOrd[o]
+	if !ok {
+		return ordNode{}
+	}
+	return ordNode{pool: c.pools[n.PoolID()], name: n.Name, state: n.State}
+}
+
+// setNode records n, a node of the capacity state whose state changed.
+func (c *capState) setNode(n fleet.Node) {
+	c.byName[n.Name], c.byOrd[n.Ordinal] = n, n
+	if i := n.Ordinal - c.gpuBase; c.ords != nil && i >= 0 && i < int64(len(c.ords)) {
+		c.ords[i].state = n.State
+	}
+}
+
 func placementNode(n fleet.Node) placement.Node {
 	pod := n.Site + "/" + n.Position.Pod
 	leaf := pod + "/" + n.Position.LeafGroup
@@ -287,7 +325,7 @@ func (c *capState) pool(id string) *poolCap {
 	}
 	nc := func() *calendar.Calendar { return calendar.New(c.origin, c.slots) }
 	p := &poolCap{id: id, healthy: nc(), holdback: nc(), contract: nc(), reservation: nc(), spot: nc(), free: nc(), idle: nc(),
-		spotLeases: map[string]*lease.Lease{}}
+		spotLeases: map[string]*spotLease{}}
 	c.pools[id] = p
 	return p
 }
@@ -367,6 +405,7 @@ func (c *capState) addAlloc(l *lease.Lease, a lease.Allocation) error {
 	c.allocs[a.ID] = a
 	c.byLease[a.LeaseID] = append(c.byLease[a.LeaseID], a.ID)
 	c.noteEnd(a)
+	c.allocsChanged(l)
 	return nil
 }
 
@@ -376,6 +415,7 @@ func (c *capState) endAlloc(l *lease.Lease, a lease.Allocation, at time.Time) (r
 	if !at.Before(a.End) {
 		return false, nil
 	}
+	c.allocsChanged(l)
 	c.count(l, a, -1)
 	if !at.After(a.Start) {
 		if err := c.ix.Remove(a.ID); err != nil {

@@ -103,7 +103,10 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 		case err != nil:
 			return nil, nil, err
 		}
-		eff.insertLease, eff.changes = l, changes{allocs: allocs}
+		// The lease as admitted: l is the capacity state's, which later
+		// commands change (a reclaim) while this one commits.
+		admitted := *l
+		eff.insertLease, eff.changes = &admitted, changes{allocs: allocs}
 		eff.events = append(eff.events, leaseCreatedEvents(now, l, allocs)...)
 		eff.audit = &tenant.AuditEntry{Action: "lease.create", Object: "lease/" + id, TenantID: tenantID,
 			Detail: fmt.Sprintf("kind=%s pool=%s start=%s end=%s gpus=%d allocations=%d spot_reclaimed=%d", l.Kind, l.Pool,

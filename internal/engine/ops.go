@@ -77,7 +77,7 @@ func (c *capState) setNodeState(now time.Time, name string, st fleet.State) (fle
 	old := n.State
 	was, will := inService(n.State), inService(st)
 	n.State = st
-	c.byName[name], c.byOrd[n.Ordinal] = n, n
+	c.setNode(n)
 	// A wipe under way goes on through a failure (and starts again at the
 	// repair, below): only its time or a confirmation ends it.
 	if err := c.ix.SetSchedulable(n.Ordinal, schedulable(st)); err != nil {

@@ -118,14 +118,17 @@ type TierPrice struct {
 	Price  money.Money
 }
 
-// poolNow returns p's capacity at now.
+// poolNow returns p's capacity at now. It only reads c: readers call it
+// under the capacity read lock.
 func (c *capState) poolNow(p *poolCap, now time.Time) PoolNow {
-	return c.poolNowEach(p, now, nil)
+	return c.poolNowEach(p, now, false, nil)
 }
 
 // poolNowEach is poolNow that also tells each, when set, every spot lease
-// of the pool with the GPUs it holds (one pass for reclaimForOwner).
-func (c *capState) poolNowEach(p *poolCap, now time.Time, each func(l *lease.Lease, gpus int64)) PoolNow {
+// of the pool with the GPUs it holds (one pass for reclaimForOwner). With
+// keep (the writer only), the spot leases remember the GPUs they hold
+// (spotLease.held), so that the next call needs no allocation of theirs.
+func (c *capState) poolNowEach(p *poolCap, now time.Time, keep bool, each func(l *lease.Lease, gpus int64)) PoolNow {
 	s := max(c.floor(now), 0)
 	pol := c.policy(p)
 	st := PoolNow{Pool: p.id, At: now, Healthy: p.healthy.At(s), Contract: p.contract.At(s),
@@ -137,8 +140,9 @@ func (c *capState) poolNowEach(p *poolCap, now time.Time, each func(l *lease.Lea
 		reservation = max(reservation-sp.reservation, 0)
 	}
 	st.Guaranteed = st.Contract + reservation
-	for _, l := range p.spotLeases {
-		g := c.heldGPUs(l, now)
+	for _, sl := range p.spotLeases {
+		l := sl.Lease
+		g := c.spotHeld(sl, now, keep)
 		st.Spot += g
 		st.SpotByTier[l.Notice] += g
 		if l.Noticed.IsZero() {
@@ -161,13 +165,84 @@ func (c *capState) poolNowEach(p *poolCap, now time.Time, each func(l *lease.Lea
 
 // heldGPUs returns the GPUs lease l holds at now.
 func (c *capState) heldGPUs(l *lease.Lease, now time.Time) int64 {
-	var g int64
-	for _, aid := range c.byLease[l.ID] {
-		if a := c.allocs[aid]; !now.Before(a.Start) && now.Before(a.End) {
-			g += c.runGPUs(a.NodeFrom, a.NodeTo)
-		}
+	g, _ := c.heldSpan(l, now)
+	return g
+}
+
+// spotLease is a live spot lease of a pool, with the GPUs it holds over
+// a span of time in which none of its allocations starts or ends: every
+// admission, tick and reading of the spot market counts the pool's spot
+// leases, which would otherwise read their allocations each time.
+type spotLease struct {
+	*lease.Lease
+	held heldCount // zero: not known
+}
+
+// heldCount is what a lease holds over [from, to) (to zero: for ever).
+type heldCount struct {
+	gpus     int64
+	from, to time.Time
+	known    bool
+}
+
+func (h heldCount) covers(t time.Time) bool {
+	return h.known && !t.Before(h.from) && (h.to.IsZero() || t.Before(h.to))
+}
+
+// spotHeld returns the GPUs sl holds at now, from what it remembers when
+// that covers now; with keep it remembers what it read.
+func (c *capState) spotHeld(sl *spotLease, now time.Time, keep bool) int64 {
+	if sl.held.covers(now) {
+		return sl.held.gpus
+	}
+	g, h := c.heldSpan(sl.Lease, now)
+	if keep {
+		sl.held = h
 	}
 	return g
+}
+
+// heldSpan returns the GPUs lease l holds at now, and the span around now
+// over which it holds as many: up to the next start or end of one of its
+// allocations, from the last before now.
+func (c *capState) heldSpan(l *lease.Lease, now time.Time) (int64, heldCount) {
+	h := heldCount{known: true}
+	until := func(t time.Time) { // the span ends by t
+		if h.to.IsZero() || t.Before(h.to) {
+			h.to = t
+		}
+	}
+	since := func(t time.Time) { // the span starts at t or later
+		if t.After(h.from) {
+			h.from = t
+		}
+	}
+	for _, aid := range c.byLease[l.ID] {
+		switch a := c.allocs[aid]; {
+		case now.Before(a.Start):
+			until(a.Start)
+		case now.Before(a.End):
+			h.gpus += c.runGPUs(a.NodeFrom, a.NodeTo)
+			since(a.Start)
+			until(a.End)
+		default:
+			since(a.End)
+		}
+	}
+	return h.gpus, h
+}
+
+// allocsChanged forgets what spot lease l remembers holding: one of its
+// allocations was added, ended or removed.
+func (c *capState) allocsChanged(l *lease.Lease) {
+	if l.Kind != lease.Spot {
+		return
+	}
+	if p := c.pools[l.Pool]; p != nil {
+		if sl := p.spotLeases[l.ID]; sl != nil {
+			sl.held = heldCount{}
+		}
+	}
 }
 
 // resolveSpot fills a spot lease's terms: it starts now, runs until the
@@ -208,9 +283,9 @@ func (c *capState) notice(l *lease.Lease) time.Duration {
 // they are free that long, else over the notice period (plus an hour) —
 // so that no guaranteed allocation starts on them within the notice — and
 // the lease then ends where the first of its nodes is booked; it is told
-// so at once (l.Noticed).
-func (c *capState) placeSpot(now time.Time, p *poolCap, l *lease.Lease) ([]placement.Plan, *Refusal) {
-	st := c.poolNow(p, now)
+// so at once (l.Noticed). keep is poolNowEach's (on the writer, admitting).
+func (c *capState) placeSpot(now time.Time, p *poolCap, l *lease.Lease, keep bool) ([]placement.Plan, *Refusal) {
+	st := c.poolNowEach(p, now, keep, nil)
 	pol := c.policy(p)
 	tier, _ := pol.Tier(l.Notice)
 	price, err := pol.Price(st.UtilizationPermille, l.Notice)
@@ -280,8 +355,8 @@ func (c *capState) placeSpot(now time.Time, p *poolCap, l *lease.Lease) ([]place
 // given now, ends by start — in victim order (spot.Victims).
 func (c *capState) reclaimable(now time.Time, p *poolCap, start time.Time) []*lease.Lease {
 	var out []*lease.Lease
-	for _, l := range p.spotLeases {
-		if l.Noticed.IsZero() && !now.Add(c.notice(l)).After(start) {
+	for _, sl := range p.spotLeases {
+		if l := sl.Lease; l.Noticed.IsZero() && !now.Add(c.notice(l)).After(start) {
 			out = append(out, l)
 		}
 	}
@@ -510,7 +585,7 @@ func (c *capState) reclaim(now time.Time, l *lease.Lease, release time.Time, why
 func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error {
 	var holders []spot.Holder
 	byID := map[string]*lease.Lease{}
-	st := c.poolNowEach(p, now, func(l *lease.Lease, gpus int64) {
+	st := c.poolNowEach(p, now, true, func(l *lease.Lease, gpus int64) {
 		if l.Noticed.IsZero() {
 			byID[l.ID] = l
 			holders = append(holders, spot.Holder{LeaseID: l.ID, GPUs: gpus, MaxPrice: l.MaxPrice, Start: l.Start, Tier: l.Notice})
@@ -530,7 +605,10 @@ func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error
 	}
 	holders = slices.DeleteFunc(holders, func(h spot.Holder) bool { return byID[h.LeaseID] == nil })
 	victims, _ := spot.Victims(holders, need)
-	why := fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
+	var why string
+	if len(victims) > 0 { // most calls reclaim nothing: no reason to write
+		why = fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
+	}
 	for _, h := range victims {
 		l := byID[h.LeaseID]
 		if err := c.reclaim(now, l, now.Add(c.notice(l)), why, eff); err != nil {
@@ -617,7 +695,7 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	for o, n := range c.wiping {
 		// A node out of service finishes its wipe after its repair
 		// (setNodeState starts it again then).
-		if n2, ok := n.Tick(c.handover, now); ok && n2.State == handover.Available && schedulable(c.byOrd[o].State) {
+		if n2, ok := n.Tick(c.handover, now); ok && n2.State == handover.Available && schedulable(c.ordNode(o).state) {
 			done = append(done, o)
 		}
 	}
@@ -633,7 +711,7 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	wiped := map[string][]string{} // pool → nodes
 	for _, o := range done {
 		if n, ok := c.sanitized(o, now); ok {
-			wiped[n.PoolID()] = append(wiped[n.PoolID()], n.Name)
+			wiped[n.pool.id] = append(wiped[n.pool.id], n.name)
 		}
 	}
 	for _, pool := range slices.Sorted(maps.Keys(wiped)) {
@@ -642,9 +720,9 @@ func (c *capState) tick(now time.Time) (*effect, error) {
 	// Spot leases whose release came.
 	var gone []*lease.Lease
 	for _, p := range c.pools {
-		for _, l := range p.spotLeases {
-			if !l.End.After(now) {
-				gone = append(gone, l)
+		for _, sl := range p.spotLeases {
+			if !sl.End.After(now) {
+				gone = append(gone, sl.Lease)
 			}
 		}
 	}
@@ -695,7 +773,7 @@ func (c *capState) releaseRun(from, to int64, tenantID string, at time.Time, eff
 	for o := from; o < to; o++ {
 		// A node out of service (failed under the tenant) is wiped too,
 		// once repaired.
-		if _, ok := c.byOrd[o]; ok && !c.heldBy(o, tenantID, at) {
+		if c.ordNode(o).pool != nil && !c.heldBy(o, tenantID, at) {
 			nodes = append(nodes, o)
 		}
 	}
@@ -723,17 +801,12 @@ func (c *capState) startWipes(from, to int64, tenantID string, at time.Time) {
 	// The node's state stays as it was in byOrd (and in the store): being
 	// wiped is c.wiping (GET /v1/nodes shows it), so that a release
 	// rewrites no node.
-	var p *poolCap
 	for o := from; o < to; o++ {
-		n := c.byOrd[o]
 		ho := handover.Node{State: handover.Assigned, Holder: tenantID, Since: at}
 		ho, _ = ho.Release(at)
 		ho, _ = ho.Released(at)
 		if _, already := c.wiping[o]; !already {
-			if p == nil {
-				p = c.pools[n.PoolID()] // a run is one lease's: one pool
-			}
-			p.sanitizing += int64(n.GPUs)
+			c.ordNode(o).pool.sanitizing += c.runGPUs(o, o+1)
 		}
 		c.wiping[o] = ho
 		c.dropWipeHold(o, at)
@@ -799,21 +872,22 @@ const wipeHoldPrefix = "wipe:"
 
 // sanitized ends node o's wipe: the node is available again (false when
 // it left service meanwhile).
-func (c *capState) sanitized(o int64, now time.Time) (fleet.Node, bool) {
+func (c *capState) sanitized(o int64, now time.Time) (ordNode, bool) {
 	_, wiping := c.wiping[o]
 	c.endWipe(o, now)
-	n := c.byOrd[o]
+	on := c.ordNode(o)
 	switch {
-	case n.State == fleet.Sanitizing:
+	case on.state == fleet.Sanitizing:
 		// A store of an earlier version kept the state: it ends here.
+		n := c.byOrd[o]
 		n.State = fleet.Available
-		c.byName[n.Name], c.byOrd[o] = n, n
+		c.setNode(n)
 		_ = c.ix.SetSchedulable(o, true)
-		return n, true
-	case wiping && schedulable(n.State):
-		return n, true
+		return on, true
+	case wiping && schedulable(on.state):
+		return on, true
 	}
-	return fleet.Node{}, false
+	return ordNode{}, false
 }
 
 // maxEventNodes bounds the node names one node.sanitized event lists.
@@ -831,8 +905,8 @@ func (c *capState) endWipe(o int64, now time.Time) {
 	c.dropWipeHold(o, now)
 	if _, ok := c.wiping[o]; ok {
 		delete(c.wiping, o)
-		if n, ok := c.byOrd[o]; ok {
-			c.pools[n.PoolID()].sanitizing -= int64(n.GPUs)
+		if p := c.ordNode(o).pool; p != nil {
+			p.sanitizing -= c.runGPUs(o, o+1)
 		}
 	}
 }
@@ -886,24 +960,35 @@ const (
 func (c *capState) prune(now time.Time) {
 	c.pruned = now
 	before := now.Add(-pruneAfter)
+	// Only the leases that lost allocations have IDs to drop (a contract
+	// has thousands of allocations, which are not read again here).
+	pruned := map[string]bool{}
 	for id, a := range c.allocs {
 		if a.End.After(before) {
 			continue
 		}
 		_ = c.ix.Remove(id)
 		delete(c.allocs, id)
+		pruned[a.LeaseID] = true
 	}
 	for id, ids := range c.byLease {
-		ids = slices.DeleteFunc(ids, func(aid string) bool { _, ok := c.allocs[aid]; return !ok })
+		if pruned[id] {
+			ids = slices.DeleteFunc(ids, func(aid string) bool { _, ok := c.allocs[aid]; return !ok })
+			c.byLease[id] = ids
+		}
 		if len(ids) == 0 {
 			delete(c.byLease, id)
-		} else {
-			c.byLease[id] = ids
 		}
 	}
 	for id, l := range c.leases {
 		if !l.End.After(before) && len(c.byLease[id]) == 0 {
 			delete(c.leases, id)
+		}
+	}
+	// Spot leases read what they hold again, without what was forgotten.
+	for _, p := range c.pools {
+		for _, sl := range p.spotLeases {
+			sl.held = heldCount{}
 		}
 	}
 }

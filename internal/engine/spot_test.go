@@ -188,6 +188,62 @@ func TestReclaimForOwner(t *testing.T) {
 	})
 }
 
+// The spot a pool's market counts follows each lease's allocations
+// through a reclaim: the reclaimed lease counts until its release, not
+// after it, even before a tick forgets the lease (the engine remembers
+// what each spot lease holds over a span of time: the reclaim ends it).
+func TestSpotMarketAcrossRelease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		clk.Set(t0.Add(10 * time.Minute))
+		if _, err := e.RequestLease(ctx, admin, "acme", spotReq(40, 3, "30m")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.RequestLease(ctx, admin, "beta", spotReq(48, 50, "2m")); err != nil {
+			t.Fatal(err)
+		}
+		spotNow := func(at time.Time) int64 {
+			t.Helper()
+			clk.Set(at)
+			m, err := e.SpotMarkets(ctx, admin, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m[0].Spot
+		}
+		clk.Set(t0.Add(2 * time.Hour))
+		// 128 healthy − 3 buffer − 88 spot = 37 idle: the owner's 77 take
+		// the cheaper lease back, released after its 30 minutes.
+		if ids, err := e.SetInternalUse(ctx, admin, pool, 77); err != nil || len(ids) != 1 {
+			t.Fatalf("reclaimed %v, %v; want one lease", ids, err)
+		}
+		release := t0.Add(2*time.Hour + 30*time.Minute)
+		clk.Set(release.Add(-time.Minute))
+		if _, err := e.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			at   time.Time
+			want int64
+		}{
+			{release.Add(-time.Minute), 88},
+			{release, 48},
+			{release.Add(time.Minute), 48},
+		} {
+			if got := spotNow(tt.at); got != tt.want {
+				t.Errorf("spot at %s: %d GPUs, want %d", tt.at.Format(time.RFC3339), got, tt.want)
+			}
+		}
+		if _, err := e.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := spotNow(release.Add(time.Minute)); got != 48 {
+			t.Errorf("spot after the tick: %d GPUs, want 48", got)
+		}
+	})
+}
+
 // A reservation that needs nodes spot holds reclaims them, released when
 // it starts; a spot lease whose notice would run past the start is not
 // reclaimed, and the reservation waits for it.

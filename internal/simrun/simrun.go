@@ -94,6 +94,7 @@ type runner struct {
 	hours int
 
 	pending  []queued
+	older    int // pending[:older] were queued before the last hour's end
 	commands int64
 	spotOK   int64
 	spotNo   int64
@@ -386,6 +387,11 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 		}
 		r.clk.Set(t)
 		if h > first && t.Day() == 1 && t.Hour() == 0 {
+			// Replanning reads and writes the store outside the command
+			// queue: what was queued before it is committed first.
+			if err := r.flush(); err != nil {
+				return nil, err
+			}
 			if err := r.replan(ctx, first, h); err != nil {
 				return nil, err
 			}
@@ -393,7 +399,7 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 		if err := r.hourStart(ctx, h, t); err != nil {
 			return nil, err
 		}
-		if err := r.flush(); err != nil {
+		if err := r.sync(ctx); err != nil {
 			return nil, err
 		}
 		if err := r.fillSpot(ctx, t); err != nil {
@@ -407,7 +413,7 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 		if err := r.queue(r.eng.SubmitTick(ctx), nil, "tick", nil); err != nil {
 			return nil, err
 		}
-		if err := r.flush(); err != nil {
+		if err := r.sync(ctx); err != nil {
 			return nil, err
 		}
 		pt, err := r.measure(ctx, h, t)
@@ -415,9 +421,17 @@ func (r *runner) loop(ctx context.Context) ([]sim.Point, error) {
 			return nil, err
 		}
 		points = append(points, pt)
+		// The answers of the hour before this one: the store has committed
+		// them by now, most often.
+		if err := r.answered(); err != nil {
+			return nil, err
+		}
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(t.Add(time.Hour))
 		}
+	}
+	if err := r.flush(); err != nil {
+		return nil, err
 	}
 	return points, nil
 }
@@ -460,8 +474,11 @@ type queued struct {
 	then func(v any, err error) error
 }
 
-// queue adds a submitted command; the commands of one step are committed
-// together (group commit) and answered at flush, in order.
+// queue adds a submitted command. Commands are pipelined: the engine
+// applies them in order and commits those that arrive while it commits
+// others together (group commit). The simulation reads the engine's
+// capacity once they are applied (sync), and takes their answers, in
+// order, an hour later (answered) or at flush.
 func (r *runner) queue(pend engine.Pending, err error, what string, then func(v any, err error) error) error {
 	if err != nil {
 		return fmt.Errorf("simulate: %s: %w", what, err)
@@ -471,10 +488,40 @@ func (r *runner) queue(pend engine.Pending, err error, what string, then func(v 
 	return nil
 }
 
+// sync waits until the queued commands are applied, so that what the
+// simulation reads next (SpotMarkets) sees them; their answers wait.
+// Waiting for the commit instead would commit every step on its own.
+func (r *runner) sync(ctx context.Context) error {
+	if err := r.eng.Sync(ctx); err != nil {
+		return fmt.Errorf("simulate: sync: %w", err)
+	}
+	return nil
+}
+
+// answered takes the answers of the commands queued before the last call
+// (an hour ago), waiting for those not answered yet.
+func (r *runner) answered() error {
+	err := r.take(r.older)
+	r.older = len(r.pending)
+	return err
+}
+
 // flush waits for the queued commands' answers.
 func (r *runner) flush() error {
-	defer func() { r.pending = r.pending[:0] }()
-	for _, q := range r.pending {
+	err := r.take(len(r.pending))
+	r.older = 0
+	return err
+}
+
+// take waits for the answers of the first n queued commands, in order,
+// and drops them from the queue.
+func (r *runner) take(n int) error {
+	defer func() {
+		k := copy(r.pending, r.pending[n:])
+		clear(r.pending[k:]) // the answers' closures
+		r.pending = r.pending[:k]
+	}()
+	for _, q := range r.pending[:n] {
 		v, err := q.pend.Wait()
 		if q.then != nil {
 			err = q.then(v, err)
@@ -583,7 +630,7 @@ func (r *runner) fillSpot(ctx context.Context, t time.Time) error {
 			}
 		}
 	}
-	return r.flush()
+	return nil
 }
 
 // measure reads the engine at mid-hour: one point for hour h.

@@ -246,7 +246,7 @@ func writeQueries(d *Dialect) []string {
 	qs := append(batchQueries(d), idempotencyQueries(d)...)
 	qs = append(qs, eventQueries(d)...)
 	qs = append(qs, meterQueries(d)...)
-	qs = append(qs, setNodeStateQuery)
+	qs = append(qs, setNodeStateQuery, leaseStartQuery, updateLeaseQuery)
 	if d.UndoByRowid {
 		qs = append(qs, leasesInsert.lastRowidQuery(), allocationsInsert.lastRowidQuery())
 	}
