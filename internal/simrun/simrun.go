@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/engine"
@@ -300,6 +301,8 @@ func (r *runner) bookContract(ctx context.Context) error {
 	if next := r.clk.Now().UTC().Truncate(time.Hour).Add(time.Hour); r.live && next.After(start) {
 		start = next // the live clock ran on during the setup
 	}
+	var booked []lease.Lease
+	var power []int64
 	for i := range r.pools {
 		p := &r.pools[i]
 		surplus := max(int64(p.GPUs)-p.maxHB, 0)
@@ -321,6 +324,50 @@ func (r *runner) bookContract(ctx context.Context) error {
 			return fmt.Errorf("simulate: anchor contract in %s (%d nodes): %w", p.ID, nodes, err)
 		}
 		p.contract = int64(res.Lease.MaxGPUs())
+		booked = append(booked, res.Lease)
+		power = append(power, int64(full))
+	}
+	return r.priceContract(ctx, booked, power)
+}
+
+// priceContract attaches the anchor contract's price plan to its leases
+// (one per pool): the monthly fee shared in proportion to each lease's
+// full power (the last takes the rounding remainder, so that the shares
+// add up to the fee exactly), the discounted months, and the SLA credit
+// tiers of shared/FLEET.md (10% below 99.5%, 30% below 99.0%, 100% below
+// 95.0%, capped at 50% of the month). Invoices then bill the story's $40B.
+func (r *runner) priceContract(ctx context.Context, leases []lease.Lease, power []int64) error {
+	c := r.sc.Contract
+	var total int64
+	for _, w := range power {
+		total += w
+	}
+	given := money.New(0, c.MonthlyFee.Currency)
+	for i, l := range leases {
+		fee, err := c.MonthlyFee.MulRatio(power[i], total)
+		if err != nil {
+			return fmt.Errorf("simulate: contract fee: %w", err)
+		}
+		if i == len(leases)-1 {
+			if fee, err = c.MonthlyFee.Sub(given); err != nil {
+				return fmt.Errorf("simulate: contract fee: %w", err)
+			}
+		}
+		if given, err = given.Add(fee); err != nil {
+			return fmt.Errorf("simulate: contract fee: %w", err)
+		}
+		plan := billing.Plan{Kind: lease.Contract, Currency: fee.Currency, Fee: &billing.Fee{Basis: billing.PerMonth, Rate: fee},
+			SLA: &billing.SLATerms{TargetPPM: 995_000, CapBP: 5000, Tiers: []billing.CreditTier{
+				{BelowPPM: 995_000, CreditBP: 1000}, {BelowPPM: 990_000, CreditBP: 3000}, {BelowPPM: 950_000, CreditBP: 10_000}}}}
+		first := time.Date(r.start.Year(), r.start.Month(), 1, 0, 0, 0, 0, time.UTC)
+		for m := range c.DiscountMonths {
+			if month := first.AddDate(0, m, 0); month.Before(l.End) && !month.Before(time.Date(l.Start.Year(), l.Start.Month(), 1, 0, 0, 0, 0, time.UTC)) {
+				plan.Discounts = append(plan.Discounts, billing.Discount{Month: month, BasisPoints: c.DiscountPermille * 10})
+			}
+		}
+		if err := r.eng.SetPlan(ctx, r.admin, l.ID, plan); err != nil {
+			return fmt.Errorf("simulate: anchor contract plan in %s: %w", l.Pool, err)
+		}
 	}
 	return nil
 }
