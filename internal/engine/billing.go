@@ -194,7 +194,9 @@ func (e *Engine) RunInvoices(ctx context.Context, p tenant.Principal, month time
 			in.AvailabilityPPM = f.availability(l, start, end)
 		}
 		if l.Kind == lease.Spot {
-			in.Spot = f.spotPieces(l, start, end)
+			// Spot is billed for what it held: up to now in a month
+			// still running.
+			in.Spot = f.spotPieces(l, start, earlier(end, later(start, e.clock.Now())))
 		}
 		lines, err := billing.Rate(in)
 		if err != nil {
