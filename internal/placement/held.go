@@ -179,11 +179,12 @@ func (h *podRows) fix(g, lane, c0, c1 int, whole, set bool) {
 }
 
 // max returns the greatest count of pod g over the buckets of segs, or
-// some count of at least stop when there is one.
-func (h *podRows) max(g int, segs []heldSeg, stop uint16) uint16 {
+// some count of at least stop when there is one, and how many runs of segs
+// it read for it.
+func (h *podRows) max(g int, segs []heldSeg, stop uint16) (uint16, int) {
 	row, W := h.row(g)
 	var m uint16
-	for _, sg := range segs {
+	for k, sg := range segs {
 		els := row[W*int(sg.lo) : W*int(sg.hi)]
 		if W == 2 {
 			for i := 0; i < len(els); i += 2 {
@@ -195,10 +196,10 @@ func (h *podRows) max(g int, segs []heldSeg, stop uint16) uint16 {
 			}
 		}
 		if m >= stop {
-			return m
+			return m, k + 1
 		}
 	}
-	return m
+	return m, len(segs)
 }
 
 // or ORs into full, 64 lanes a word, the masks of pod g's leaf groups
@@ -245,4 +246,238 @@ func (h *podRows) fill() {
 			}
 		}
 	}
+}
+
+// laneRows keeps, per pod, the greatest count of each of its leaf groups
+// over ranges of buckets: one byte per leaf group (by lane), eight lanes a
+// word (lane i is byte i%8 of word i/8, low byte first). It has the shape
+// of podRows' levels above the buckets: its level 0 element e is the
+// greatest of Index.leafHeld over buckets [8e, 8e+8), and each level above
+// the greatest of the 8 elements below, lane by lane. Every element is
+// exact. A window reads only the elements that lie wholly inside the
+// buckets it overlaps (podRows' segments above level 0): a greatest count
+// over some of those buckets is no greater than over all, so a leaf group
+// of size nodes, c of them held throughout some bucket read, has at most
+// size-c free over the window. The few buckets at the window's ends are
+// left out, which loosens the bounds of short windows only; in exchange a
+// change to a hold writes an eighth of the elements podRows does, and the
+// lanes take about an eighth of leafHeld's memory.
+//
+// Counts never exceed a leaf group's size (at most 255) nor fall below 0,
+// so the bytes of a word change together, without carries or borrows.
+type laneRows struct {
+	levels
+	base  []int // each pod's first word
+	words []int // words per element, per pod: ⌈leaf groups / 8⌉
+	// small is set, per pod, when no leaf group has more than 127
+	// nodes: counts then keep the high bit of their byte clear.
+	small []bool
+	v     []uint64
+}
+
+// newLaneRows returns rows over buckets for pods of podLeaves leaf groups,
+// the largest of podMax nodes. With heldFanout buckets or fewer, podRows
+// has no level above the buckets and the rows are empty.
+func newLaneRows(buckets int, podLeaves, podMax []int32) laneRows {
+	var h laneRows
+	if buckets > heldFanout {
+		h.levels = newLevels((buckets + heldFanout - 1) / heldFanout)
+	}
+	n := 0
+	for g, l := range podLeaves {
+		w := (int(l) + 7) / 8
+		h.base = append(h.base, n)
+		h.words = append(h.words, w)
+		h.small = append(h.small, podMax[g] <= 127)
+		n += w * h.stride
+	}
+	h.v = make([]uint64, n)
+	return h
+}
+
+// row returns pod g's row and its words per element.
+func (h *laneRows) row(g int) ([]uint64, int) {
+	W := h.words[g]
+	return h.v[h.base[g] : h.base[g]+W*h.stride], W
+}
+
+// add adds d, W words of one byte per lane, to pod g's counts in buckets
+// [b0, b1) of Index.leafHeld, or subtracts it when neg is set; leafHeld
+// has changed already, and held(lane, c0, c1) returns the greatest count
+// of a lane there over buckets [c0, c1).
+func (h *laneRows) add(g, b0, b1 int, d []uint64, neg bool, held func(lane, c0, c1 int) uint8) {
+	if b1 <= b0 || h.stride == 0 {
+		return
+	}
+	row, W := h.row(g)
+	// Elements wholly inside the range gain d at every level: each of
+	// their lanes is the greatest of counts that all gained it.
+	lo, hi := (b0+heldFanout-1)/heldFanout, b1/heldFanout
+	for k := range h.off {
+		if lo < hi {
+			els := row[(h.off[k]+lo)*W : (h.off[k]+hi)*W]
+			for w, x := range d {
+				if x == 0 {
+					continue
+				}
+				if neg {
+					for i := w; i < len(els); i += W {
+						els[i] -= x
+					}
+				} else {
+					for i := w; i < len(els); i += W {
+						els[i] += x
+					}
+				}
+			}
+		}
+		lo, hi = (lo+heldFanout-1)/heldFanout, hi/heldFanout
+	}
+	// Elements partly inside lie above b0 or b1-1. At level 0 the lanes
+	// that changed are read again from the buckets; above, elements are
+	// recomputed from their children, bottom up.
+	lo, hi = (b0+heldFanout-1)/heldFanout, b1/heldFanout
+	e0, e1 := b0/heldFanout, (b1-1)/heldFanout
+	for k := range h.off {
+		if k > 0 {
+			lo, hi = (lo+heldFanout-1)/heldFanout, hi/heldFanout
+			e0, e1 = e0/heldFanout, e1/heldFanout
+		}
+		for i, e := range [2]int{e0, e1} {
+			if i == 1 && e == e0 || e >= lo && e < hi {
+				continue
+			}
+			if k > 0 {
+				h.recompute(g, k, e, d)
+				continue
+			}
+			for w, x := range d {
+				for b := range 8 {
+					if x>>(8*b)&0xff == 0 {
+						continue
+					}
+					m := uint64(held(8*w+b, heldFanout*e, heldFanout*(e+1)))
+					el := &row[e*W+w]
+					*el = *el&^(0xff<<(8*b)) | m<<(8*b)
+				}
+			}
+		}
+	}
+}
+
+// recompute sets the words of element e of level k > 0 of pod g's row
+// that changed (those where changed is not 0, all when it is nil) from
+// its children.
+func (h *laneRows) recompute(g, k, e int, changed []uint64) {
+	row, W := h.row(g)
+	c0 := h.off[k-1] + e*heldFanout
+	c1 := h.off[k-1] + min((e+1)*heldFanout, h.n[k-1])
+	for w := range W {
+		if changed != nil && changed[w] == 0 {
+			continue
+		}
+		m := uint64(0)
+		if h.small[g] {
+			for c := c0; c < c1; c++ {
+				m = maxBytes7(m, row[c*W+w])
+			}
+		} else {
+			for c := c0; c < c1; c++ {
+				m = maxBytes(m, row[c*W+w])
+			}
+		}
+		row[(h.off[k]+e)*W+w] = m
+	}
+}
+
+// max raises out[:W], eight lanes a word, to pod g's greatest count per
+// lane over the elements of sg.
+func (h *laneRows) max(g int, sg heldSeg, out []uint64) {
+	row, W := h.row(g)
+	els := row[W*int(sg.lo) : W*int(sg.hi)]
+	switch {
+	case W == 2 && h.small[g]:
+		// Up to 16 leaf groups of up to 127 nodes, as NVIDIA's scalable
+		// unit has.
+		m0, m1 := out[0], out[1]
+		for i := 0; i+1 < len(els); i += 2 {
+			m0 = maxBytes7(m0, els[i])
+			m1 = maxBytes7(m1, els[i+1])
+		}
+		out[0], out[1] = m0, m1
+	case h.small[g]:
+		for i, x := range els {
+			out[i%W] = maxBytes7(out[i%W], x)
+		}
+	default:
+		for i, x := range els {
+			out[i%W] = maxBytes(out[i%W], x)
+		}
+	}
+}
+
+// fill computes every element, held(g, lane, c0, c1) giving the greatest
+// count of pod g's lane over buckets [c0, c1).
+func (h *laneRows) fill(held func(g, lane, c0, c1 int) uint8) {
+	if h.stride == 0 {
+		return
+	}
+	for g := range h.base {
+		row, W := h.row(g)
+		for e := range h.n[0] {
+			for lane := range 8 * W {
+				row[e*W+lane/8] |= uint64(held(g, lane, heldFanout*e, heldFanout*(e+1))) << (8 * (lane % 8))
+			}
+		}
+		for k := 1; k < len(h.off); k++ {
+			for e := range h.n[k] {
+				h.recompute(g, k, e, nil)
+			}
+		}
+	}
+}
+
+// laneSegs appends to out the runs of segs (podRows' segments for a
+// window, coarsest first) above level 0, as runs of laneRows' elements.
+func (h *laneRows) laneSegs(out, segs []heldSeg, buckets int) []heldSeg {
+	for _, sg := range segs {
+		if int(sg.lo) < buckets {
+			// Level 0 of podRows, and every run after it: the
+			// buckets at the window's ends.
+			break
+		}
+		out = append(out, heldSeg{sg.lo - int32(buckets), sg.hi - int32(buckets)})
+	}
+	return out
+}
+
+// Bytes of a word: their high bits, and the bits below.
+const (
+	byteHigh = 0x8080808080808080
+	byteLow  = 0x7f7f7f7f7f7f7f7f
+)
+
+// geBytes returns the high bit of each byte where a's is at least b's,
+// unsigned. A byte of a is at least b's when its high bit is above b's,
+// or equal to it with the seven bits below at least b's; (a7|0x80)-b7
+// sets the high bit exactly then for the seven bits, and never borrows
+// from the next byte.
+func geBytes(a, b uint64) uint64 {
+	a7, b7 := a&byteLow, b&byteLow
+	ge7 := (a7 | byteHigh) - b7
+	ah, bh := a&byteHigh, b&byteHigh
+	return (ah&^bh | ^(ah^bh)&ge7) & byteHigh
+}
+
+// maxBytes returns the bytewise maximum of a and b, unsigned.
+func maxBytes(a, b uint64) uint64 {
+	m := (geBytes(a, b) >> 7) * 0xff
+	return b ^ (a^b)&m
+}
+
+// maxBytes7 is maxBytes for bytes below 128: (a|0x80)-b then has the
+// high bit of a byte set exactly where a's is at least b's.
+func maxBytes7(a, b uint64) uint64 {
+	m := ((a | byteHigh) - b) & byteHigh >> 7 * 0xff
+	return b ^ (a^b)&m
 }

@@ -104,12 +104,18 @@ type Index struct {
 	// buckets a window overlaps bounds its free nodes over the window,
 	// and flags with each count the pod's leaf groups whose count is
 	// their size.
+	// laneHeld keeps the leaf groups' greatest counts over ranges of
+	// buckets, by pod, so that a window's bound on the free nodes of each
+	// leaf group of a pod is a few reads; podLanes gives each pod's leaf
+	// groups by lane.
 	// Place reads them to skip pods and leaf groups without reading their
 	// holds. held is false, and they are empty, when a leaf has more than
 	// 255 nodes or a pod more than 65,535.
 	held      bool
 	leafHeld  []uint8
 	podHeld   podRows
+	laneHeld  laneRows
+	podLanes  [][]int32
 	bucketNs  int64
 	buckets   int
 	podNodes  []int32
@@ -126,6 +132,7 @@ type addScratch struct {
 	off    []int32    // each one's first word in masks
 	masks  []uint64   // their masks of the hold's nodes
 	power  []domWatts // the hold's IT watts per power domain
+	lanes  []uint64   // nodes held per lane of one pod, a byte each
 }
 
 // mask returns the mask of the k-th leaf group.
@@ -433,6 +440,41 @@ func (ix *Index) initHeld() {
 	ix.held = true
 	ix.leafHeld = make([]uint8, len(ix.leaves)*ix.buckets)
 	ix.podHeld = newPodRows(ix.buckets, ix.podLeaves)
+	ix.laneHeld = newLaneRows(ix.buckets, ix.podLeaves, ix.podMaxLeaf())
+	ix.podLanes = make([][]int32, len(ix.pods))
+	for l := range ix.leaves {
+		g := ix.leaves[l].pod
+		ix.podLanes[g] = append(ix.podLanes[g], int32(l))
+	}
+}
+
+// addLanes adds d, a byte per lane, to the lanes of pod g over buckets
+// [b0, b1) (laneRows.add), after leafHeld has changed.
+func (ix *Index) addLanes(g, b0, b1 int, d []uint64, neg bool) {
+	ix.laneHeld.add(g, b0, b1, d, neg, func(lane, c0, c1 int) uint8 {
+		return ix.mostHeld(ix.podLanes[g][lane], c0, c1)
+	})
+}
+
+// mostHeld returns the greatest count of leaf l over buckets [c0, c1),
+// clamped to the index's buckets.
+func (ix *Index) mostHeld(l int32, c0, c1 int) uint8 {
+	row := ix.leafHeld[int(l)*ix.buckets : (int(l)+1)*ix.buckets]
+	var m uint8
+	for _, c := range row[c0:min(c1, len(row))] {
+		m = max(m, c)
+	}
+	return m
+}
+
+// podMaxLeaf returns the most nodes of a leaf group of each pod.
+func (ix *Index) podMaxLeaf() []int32 {
+	out := make([]int32, len(ix.pods))
+	for i := range ix.leaves {
+		l := &ix.leaves[i]
+		out[l.pod] = max(out[l.pod], int32(len(l.nodes)))
+	}
+	return out
 }
 
 // fullBuckets returns the buckets [b0, b1) that [s, e) covers whole,
@@ -513,7 +555,20 @@ func (ix *Index) addHeld(l int32, mask []uint64, b0, b1, sign int) {
 	if sign < 0 {
 		pd = -pd
 	}
-	ix.podHeld.add(int(ix.leaves[l].pod), b0, b1, pd)
+	g := int(ix.leaves[l].pod)
+	ix.podHeld.add(g, b0, b1, pd)
+	a := &ix.adding
+	a.lanes = laneDelta(a.lanes, ix.laneHeld.words[g], ix.leaves[l].lane, n)
+	ix.addLanes(g, b0, b1, a.lanes, sign < 0)
+}
+
+// laneDelta returns d, resized to W words and cleared, with n added to
+// lane's byte.
+func laneDelta(d []uint64, W int, lane int32, n int) []uint64 {
+	d = grow(d, W)
+	clear(d)
+	d[lane/8] = uint64(n) << (8 * (lane % 8))
+	return d
 }
 
 // addLeafHeld is addHeld without the pod's count, which the caller
@@ -708,21 +763,27 @@ func (ix *Index) Add(h Hold) error {
 	pod, podN := int32(-1), 0
 	for k, l := range a.leaves {
 		mask := a.mask(k)
-		ix.leaves[l].insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated}, rec, mask)
+		lf := &ix.leaves[l]
+		lf.insert(piece{start: s, end: e, tenant: t, dedicated: h.Dedicated}, rec, mask)
 		if b1 <= b0 {
 			continue
 		}
 		n := ix.addLeafHeld(l, mask, b0, b1, +1)
-		if g := ix.leaves[l].pod; g != pod {
+		if lf.pod != pod {
 			if podN > 0 {
 				ix.podHeld.add(int(pod), b0, b1, uint16(podN))
+				ix.addLanes(int(pod), b0, b1, a.lanes, false)
 			}
-			pod, podN = g, 0
+			pod, podN = lf.pod, 0
+			a.lanes = grow(a.lanes, ix.laneHeld.words[pod])
+			clear(a.lanes)
 		}
 		podN += n
+		a.lanes[lf.lane/8] += uint64(n) << (8 * (lf.lane % 8))
 	}
 	if podN > 0 {
 		ix.podHeld.add(int(pod), b0, b1, uint16(podN))
+		ix.addLanes(int(pod), b0, b1, a.lanes, false)
 	}
 	from, to := ix.floor(s), ix.ceil(e)
 	for _, d := range a.power {
@@ -1089,6 +1150,27 @@ func (ix *Index) Check() error {
 			}
 		}
 		podHeld.fill()
+		laneHeld := newLaneRows(B, ix.podLeaves, ix.podMaxLeaf())
+		laneHeld.fill(func(g, lane, c0, c1 int) uint8 {
+			var m uint8
+			if lane < len(ix.podLanes[g]) {
+				l := int(ix.podLanes[g][lane])
+				for _, c := range leafHeld[l*B+c0 : l*B+min(c1, B)] {
+					m = max(m, c)
+				}
+			}
+			return m
+		})
+		for g := range ix.pods {
+			got, W := ix.laneHeld.row(g)
+			want, _ := laneHeld.row(g)
+			for i := range want {
+				if got[i] != want[i] {
+					bad("pod %s: lanes %d-%d of element %d are %#x, want %#x", ix.pods[g], 8*(i%W), 8*(i%W)+7, i/W, got[i], want[i])
+					break
+				}
+			}
+		}
 		for i := range leafHeld {
 			if leafHeld[i] != ix.leafHeld[i] {
 				bad("leaf %s: bucket %d counts %d held nodes, want %d", ix.leaves[i/B].key, i%B, ix.leafHeld[i], leafHeld[i])

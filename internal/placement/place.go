@@ -283,6 +283,12 @@ func (s *search) fitsWithPower() bool {
 // to call through Index.scratch.
 type search struct {
 	buffers
+	state
+}
+
+// state is a search's own fields, apart from its buffers so that init
+// resets them without copying the buffers.
+type state struct {
 	ix        *Index
 	p         *pool
 	r         Request
@@ -322,11 +328,18 @@ type buffers struct {
 	picked            []bool   // leaf picked by minLeaves (L)
 	touchedList       []int32
 	segs              []heldSeg // runs of Index.podHeld the window overlaps
+	lsegs             []heldSeg // runs of Index.laneHeld wholly inside them
 	podUB             []int32   // bounds on the free nodes of each pool pod
+	podRead           []int32   // runs of segs read for podUB, per pool pod
 	flags             []uint64  // full leaf groups per pool pod, at poolPod.flagOff
 	flagsDone         []bool    // flags computed, per pool pod
 	open              []uint64  // leaves not full per pool pod, at poolPod.openOff
 	openDone          []bool    // open computed, per pool pod
+	lmax              []uint64  // lane maxima per pool pod, at poolPod.laneOff
+	lubRead           []int32   // runs of lsegs read into lmax per pool pod, -1 none
+	lub               []int32   // bounds on the free nodes of each pool leaf
+	podLU, podLeafLU  []int32   // per pool pod: their units summed, and the most of one leaf
+	keys              []uint64  // pods to visit, packed with their sort keys
 	obits             []uint64  // scratch for openIn
 	ubs               []int32   // bounds of one pod's leaves
 	capU, capRem      []int64   // units that fit in each power budget (D)
@@ -362,9 +375,9 @@ func grow[T any](s []T, n int) []T {
 }
 
 func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int) error {
-	*s = search{buffers: s.buffers, ix: ix, p: p, r: *r, s: start, e: end, unit: unit, k: r.Nodes / unit,
+	s.state = state{ix: ix, p: p, r: *r, s: start, e: end, unit: unit, k: r.Nodes / unit,
 		dedicated: r.Isolation == lease.DedicatedLeaf, nearLeaf: -1, nearPod: -1}
-	s.touchedList, s.segs = s.touchedList[:0], s.segs[:0]
+	s.touchedList, s.segs, s.lsegs = s.touchedList[:0], s.segs[:0], s.lsegs[:0]
 	t, ok := ix.tenants[r.TenantID]
 	if !ok {
 		t = -1
@@ -408,8 +421,10 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 	if ix.held {
 		if b0, b1 := ix.touchedBuckets(start, end); b1 > b0 {
 			s.segs = ix.podHeld.segments(s.segs, b0, b1)
+			s.lsegs = ix.laneHeld.laneSegs(s.lsegs[:0], s.segs, ix.buckets)
 			s.bounded = true
 			s.podUB = grow(s.podUB, len(p.pods))
+			s.podRead = grow(s.podRead, len(p.pods))
 			for q := range s.podUB {
 				s.podUB[q] = -1
 			}
@@ -417,6 +432,14 @@ func (s *search) init(ix *Index, p *pool, r *Request, start, end int64, unit int
 			s.flags = grow(s.flags, p.flagWords)
 			s.flagsDone = grow(s.flagsDone, len(p.pods))
 			clear(s.flagsDone)
+			s.lmax = grow(s.lmax, p.laneWords)
+			s.lubRead = grow(s.lubRead, len(p.pods))
+			for q := range s.lubRead {
+				s.lubRead[q] = -1
+			}
+			s.lub = grow(s.lub, L)
+			s.podLU = grow(s.podLU, len(p.pods))
+			s.podLeafLU = grow(s.podLeafLU, len(p.pods))
 		}
 	}
 	if len(r.Prefer) > 0 {
@@ -608,6 +631,171 @@ func (s *search) bounds(q int) []int32 {
 	return out
 }
 
+// leavesShort reports whether the bounds on the free nodes of pool pod
+// q's leaf groups show that it cannot hold need units over the window as
+// the packing asks: in one leaf group (leaf), or in all (other packings).
+// A need of one is left to the pod's bound and full leaf groups, which
+// are cheaper to read and settle it as well. s.bounded must be set.
+//
+// The bounds come from Index.laneHeld: a leaf group's size less the most
+// of its nodes held throughout a bucket the window overlaps (of those in
+// elements wholly inside the window, s.lsegs), at most its nodes of the
+// pool and the pod's bound. They are read a run of elements at a time,
+// coarsest first, for all the pod's leaf groups at once, until they
+// settle the question or every run is read; a run costs a few times what
+// the pod's count does. Bounds from some of the runs are looser but still
+// bounds (a greatest count over fewer buckets is no greater), and a later
+// call with a larger need resumes where this one stopped. When it returns
+// false, every run has been read and s.lub is final. A window with no
+// such run (a few buckets long) gets false at once.
+func (s *search) leavesShort(q, need int) bool {
+	if need <= 1 || len(s.lsegs) == 0 {
+		return false
+	}
+	pd := &s.p.pods[q]
+	m := s.lmax[pd.laneOff:pd.laneEnd]
+	all := int32(len(s.lsegs))
+	if s.lubRead[q] < 0 {
+		s.lubRead[q] = 0
+		clear(m)
+	}
+	for {
+		if s.lubRead[q] >= all {
+			if s.lubRead[q] == all {
+				s.leafBounds(q)
+				s.lubRead[q] = all + 1
+			}
+			return s.leavesMost(q) < need
+		}
+		if s.partShort(q, need, m) {
+			return true
+		}
+		s.ix.laneHeld.max(int(pd.pod), s.lsegs[s.lubRead[q]], m)
+		s.lubRead[q]++
+	}
+}
+
+// leavesMost returns the most units that the leaf bounds of pool pod q
+// leave room for as the packing asks: in one leaf group, or in all.
+func (s *search) leavesMost(q int) int {
+	if s.r.Packing == lease.PackLeaf {
+		return int(s.podLeafLU[q])
+	}
+	return int(s.podLU[q])
+}
+
+// partShort is leavesShort's test on the lane maxima m read so far. For a
+// dense pod (every lane a leaf group of the pool) it works on words of
+// eight lanes, with bounds a little looser than leafBounds' but no read
+// per leaf group: leaf packing needs a lane held at most widest-need,
+// widest the largest leaf group's size; other packings need the lanes'
+// sizes less their counts, summed, to reach need.
+func (s *search) partShort(q, need int, m []uint64) bool {
+	pd := &s.p.pods[q]
+	if !pd.dense {
+		s.leafBounds(q)
+		return s.leavesMost(q) < need
+	}
+	L := int(pd.hi - pd.lo)
+	if s.r.Packing == lease.PackLeaf {
+		t := int(pd.widest) - need*s.unit + 1 // a lane held at least t is short
+		if t <= 0 {
+			return true
+		}
+		tt := uint64(t) * byteOnes
+		for w, x := range m {
+			var short uint64
+			if pd.widest <= 127 {
+				// (x|0x80)-t has the high bit of a lane set where x >=
+				// t: counts are below 128, so nothing borrows.
+				short = ((x | byteHigh) - tt) & byteHigh
+			} else {
+				short = geBytes(x, tt)
+			}
+			if open := ^short & byteHigh & lanesBelow(L-8*w); open != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	held := 0
+	for _, x := range m {
+		held += sumBytes(x)
+	}
+	free := min(int(pd.size)-held, int(pd.n), s.podKnownUB(q))
+	return free/s.unit < need
+}
+
+// byteOnes has each byte 1.
+const byteOnes = 0x0101010101010101
+
+// lanesBelow returns the high bits of the first n bytes of a word, all
+// eight for n >= 8.
+func lanesBelow(n int) uint64 {
+	if n >= 8 {
+		return byteHigh
+	}
+	return byteHigh & (1<<(8*max(n, 0)) - 1)
+}
+
+// sumBytes returns the sum of the bytes of x.
+func sumBytes(x uint64) int {
+	const pairs = 0x00ff00ff00ff00ff
+	y := x&pairs + x>>8&pairs // four sums of two bytes, in 16 bits each
+	return int(y * 0x0001000100010001 >> 48)
+}
+
+// leafBounds sets s.lub for pool pod q's leaves, and s.podLU and
+// s.podLeafLU, from the lane maxima read so far.
+func (s *search) leafBounds(q int) {
+	pd := &s.p.pods[q]
+	m := s.lmax[pd.laneOff:pd.laneEnd]
+	ub := int32(s.podKnownUB(q))
+	var sum, most int32
+	for j := pd.lo; j < pd.hi; j++ {
+		lb := &s.p.bnd[j]
+		held := int32(uint8(m[lb.lane/8] >> (8 * (lb.lane % 8))))
+		b := min(lb.n, lb.size-held, ub)
+		s.lub[j] = b
+		sum += b
+		most = max(most, b)
+	}
+	if s.unit > 1 {
+		sum = 0
+		for j := pd.lo; j < pd.hi; j++ {
+			sum += s.lub[j] / int32(s.unit)
+		}
+		ub, most = ub/int32(s.unit), most/int32(s.unit)
+	}
+	s.podLU[q], s.podLeafLU[q] = min(sum, ub), most
+}
+
+// leafShort reports whether the bounds show that pool leaf j has fewer
+// than need free units over the window, for leaf packing; need > 1
+// reads its pod's leaf bounds.
+func (s *search) leafShort(j int32, need int) bool {
+	// Inlined where leaf groups are looped over: most windows have no
+	// runs of lanes (s.lsegs is empty when s.bounded is not set).
+	return need > 1 && len(s.lsegs) > 0 && s.leafShortRead(j, need)
+}
+
+func (s *search) leafShortRead(j int32, need int) bool {
+	return s.leavesShort(int(s.p.leaves[j].pod), need) || int(s.lub[j])/s.unit < need
+}
+
+// podKnownUB returns the bound on pool pod q's free nodes read so far
+// (podNodesBelow), and its nodes of the pool when none is: the leaf
+// groups' bounds do without reading it.
+func (s *search) podKnownUB(q int) int {
+	switch n := s.podUB[q]; {
+	case n >= 0:
+		return int(n)
+	case n <= -2:
+		return int(-2 - n)
+	}
+	return int(s.p.pods[q].n)
+}
+
 // podBound bounds the free units of pool pod q over the window.
 func (s *search) podBound(q int) int {
 	return s.podNodesUB(q) / s.unit
@@ -619,15 +807,55 @@ func (s *search) podNodesUB(q int) int {
 	if n := s.podUB[q]; n >= 0 {
 		return int(n)
 	}
-	return s.podNodesMax(q)
+	// A bound of 0 is final: reading on to it reads every run.
+	return s.podNodesBelow(q, 1)
 }
 
-func (s *search) podNodesMax(q int) int {
+// podNodesBelow returns a bound on the free nodes of pool pod q over the
+// window, reading Index.podHeld's runs for the window (coarsest first,
+// resuming where an earlier call stopped) only until the bound is below n
+// or every run is read: then it is podNodesUB's. A bound from some of the
+// runs is looser but still a bound.
+//
+// s.podUB[q] holds -1 before the first read, the final bound when every
+// run is read or it is 0, and -2-b for a bound b from some of the runs,
+// so that podNodesUB's test for a final one is a sign.
+func (s *search) podNodesBelow(q, n int) int {
+	ub := s.podUB[q]
+	switch {
+	case ub >= 0:
+		return int(ub)
+	case ub <= -2 && int(-2-ub) < n:
+		return int(-2 - ub)
+	}
 	g := s.p.pods[q].pod
 	full := uint16(s.ix.podNodes[g])
-	n := int32(full - s.ix.podHeld.max(int(g), s.segs, full))
-	s.podUB[q] = n
-	return int(n)
+	held := uint16(0)
+	if ub == -1 {
+		s.podRead[q] = 0
+	} else {
+		held = full - uint16(-2-ub)
+	}
+	// The bound full-held is below n once held reaches stop.
+	stop := full
+	switch {
+	case n > int(full):
+		stop = 0
+	case n > 0:
+		stop = full - uint16(n) + 1
+	}
+	if held < stop && int(s.podRead[q]) < len(s.segs) {
+		m, read := s.ix.podHeld.max(int(g), s.segs[s.podRead[q]:], stop)
+		held = max(held, m)
+		s.podRead[q] += int32(read)
+	}
+	b := int32(full - held)
+	if s.podRead[q] == int32(len(s.segs)) || b == 0 {
+		s.podUB[q] = b
+	} else {
+		s.podUB[q] = -2 - b
+	}
+	return int(b)
 }
 
 // freeBound bounds the pool's free nodes over the window: the sum of its
@@ -999,6 +1227,9 @@ func (s *search) candidates(need int) []int32 {
 		for w, x := range s.openIn(int(q), from, e) {
 			for ; x != 0; x &= x - 1 {
 				j := base + int32(w*64+bits.TrailingZeros64(x))
+				if s.r.Packing == lease.PackLeaf && s.leafShort(j, need) {
+					continue
+				}
 				if s.scanLeaf(int(j)); s.done[j] && s.u[j] > 0 && !(s.iso && s.excl[j]) {
 					c = append(c, j)
 				}
@@ -1017,7 +1248,50 @@ func (s *search) podShort(q, need int) bool {
 	if d := s.p.pods[q].dom; s.power && d >= 0 && s.capRem[d] < int64(need) {
 		return true
 	}
-	return s.bounded && s.podBound(q) < need
+	return s.boundShort(q, need)
+}
+
+// boundShort reports whether the held counts show that pool pod q cannot
+// hold need units over the window as the packing asks (leavesShort): the
+// pod's bound, or its leaf groups' where they may say more.
+func (s *search) boundShort(q, need int) bool {
+	if !s.bounded {
+		return false
+	}
+	// The pod's bound, read only until it settles the question.
+	short := func() bool { return s.podNodesBelow(q, need*s.unit) < need*s.unit }
+	if need <= 1 || len(s.lsegs) == 0 {
+		// Without runs of lanes (a window of a few buckets) the leaf
+		// groups' bounds are their sizes.
+		return short()
+	}
+	if s.r.Packing != lease.PackLeaf {
+		// The pod's own bound is the cheaper to read, and where it
+		// leaves room for several times the request (every run read,
+		// as it is not short) the leaf groups' seldom rule the pod out.
+		// Leaf packing goes to the leaf groups at once: a pod's bound
+		// seldom rules out a leaf group.
+		if short() {
+			return true
+		}
+		if s.podBound(q) >= roomy*need {
+			return false
+		}
+	}
+	// The leaf groups' bounds, read in full, are never looser than the
+	// pod's: the most a pod holds in a bucket is at most the sum of each
+	// leaf group's most in any.
+	return s.leavesShort(q, need)
+}
+
+// roomy is how many times the request a pod's bound must leave room for
+// before podShort stops short of reading its leaf groups' bounds.
+const roomy = 4
+
+// lanesRead reports whether leavesShort has read pool pod q's leaf bounds
+// in full: s.lub, s.podLU and s.podLeafLU are then final.
+func (s *search) lanesRead(q int) bool {
+	return s.bounded && len(s.lsegs) > 0 && s.lubRead[q] > int32(len(s.lsegs))
 }
 
 // packLeafScan is packLeaf over every leaf the request may use, without
@@ -1041,7 +1315,7 @@ func (s *search) packLeafScan() bool {
 			for ; x != 0; x &= x - 1 {
 				j := base + int32(w*64+bits.TrailingZeros64(x))
 				pl := &s.p.leaves[j]
-				if int(pl.n) < s.k || s.power && pl.dom >= 0 && s.capRem[pl.dom] < int64(s.k) {
+				if int(pl.n) < s.k || s.power && pl.dom >= 0 && s.capRem[pl.dom] < int64(s.k) || s.leafShort(j, s.k) {
 					continue
 				}
 				s.scanLeaf(int(j))
@@ -1096,6 +1370,9 @@ func (s *search) run(iso, power bool) bool {
 		}
 		if s.probe {
 			return s.fitsPod()
+		}
+		if s.nearLeaf < 0 && !s.hasPref {
+			return s.packPodScan()
 		}
 		return s.packPod(s.candidates(s.k))
 	}
@@ -1684,6 +1961,122 @@ func (s *search) packPod(leaves []int32) bool {
 	return s.choose(group, s.k)
 }
 
+// packPodScan is packPod over every leaf group the request may use,
+// without Near or Prefer: the pod needing the fewest leaf groups, then the
+// tightest (fewest units within the caps), the first in pool order on a
+// tie. It reads as few holds as it can for that:
+//
+//   - Each pod's leaf-group bounds (leavesShort, read in full for a pod
+//     that may hold the request unless its own bound leaves ample room)
+//     give a lower bound on the leaf groups it needs and an upper one on
+//     its units (else klb and the pod's bound); pods are visited by the
+//     first, then the second, so that a tight pod is likely found early.
+//   - A pod whose lower bound exceeds the best pod's leaf groups is passed
+//     over; one whose lower bound equals them can only win by being tighter,
+//     so in one power domain its holds are read only until its units,
+//     min(room, sum), reach the best's (and pass them, for a pod after the
+//     best in pool order): they only grow with more leaf groups.
+func (s *search) packPodScan() bool {
+	maxU := s.p.maxNodes
+	if s.unit > 1 {
+		maxU = s.p.maxNV
+	}
+	if maxU <= 0 {
+		return false
+	}
+	klb := (s.k + maxU - 1) / maxU
+	lo, hi := s.scope()
+	// keys: pods that may hold the request, by needed leaf groups (lower
+	// bound), units (upper bound) and pool order, packed in a word.
+	keys := s.keys[:0]
+	for j := lo; j < hi; {
+		q := s.p.leaves[j].pod
+		j = s.p.pods[q].hi
+		if s.podShort(int(q), s.k) {
+			continue
+		}
+		kl, u := klb, int(s.p.pods[q].n)
+		switch {
+		case s.within != 0:
+		case s.lanesRead(int(q)):
+			kl, u = s.podNeeds(int(q)), int(s.podLU[q])
+		case s.bounded:
+			u = s.podBound(int(q))
+		}
+		keys = append(keys, uint64(kl)<<48|uint64(min(u, 1<<24-1))<<24|uint64(q))
+	}
+	slices.Sort(keys)
+	s.keys = keys
+	best := s.cands[:0]
+	bestK, bestV, bestQ := math.MaxInt, math.MaxInt, int32(-1)
+	for _, key := range keys {
+		q, kl := int32(key&(1<<24-1)), int(key>>48)
+		if kl > bestK {
+			break
+		}
+		pd := &s.p.pods[q]
+		from, e := max(lo, pd.lo), min(hi, pd.hi)
+		// cut: the pod can only win by being tighter, and its units are
+		// min(room, sum) of one power domain's.
+		cut := kl == bestK && pd.dom >= 0
+		group := s.sub[:0]
+		var sum int64
+	leaves:
+		for w, x := range s.openIn(int(q), from, e) {
+			for ; x != 0; x &= x - 1 {
+				j := pd.lo + int32(w*64+bits.TrailingZeros64(x))
+				if s.scanLeaf(int(j)); !s.done[j] || s.u[j] == 0 || s.iso && s.excl[j] {
+					continue
+				}
+				group = append(group, j)
+				if sum += int64(s.u[j]); cut {
+					if v := min(sum, s.capRem[pd.dom]); v > int64(bestV) || v == int64(bestV) && q > bestQ {
+						group = group[:0]
+						break leaves
+					}
+				}
+			}
+		}
+		s.sub = group
+		if len(group) == 0 {
+			continue
+		}
+		v := s.total(group, modeAll)
+		if v < s.k {
+			continue
+		}
+		kp := s.fewestLeaves(group, s.k)
+		if kp < bestK || kp == bestK && (v < bestV || v == bestV && q < bestQ) {
+			best = append(best[:0], group...)
+			bestK, bestV, bestQ = kp, v, q
+		}
+	}
+	s.cands = best
+	return len(best) > 0 && s.choose(best, s.k)
+}
+
+// podNeeds returns a lower bound on the leaf groups pool pod q needs to
+// hold the request: the fewest of its leaf groups whose bounds (s.lub,
+// final) sum to k units.
+func (s *search) podNeeds(q int) int {
+	if int(s.podLeafLU[q]) >= s.k {
+		return 1
+	}
+	pd := &s.p.pods[q]
+	top := s.hist[:0]
+	for j := pd.lo; j < pd.hi; j++ {
+		top = insertTop(top, s.lub[j]/int32(s.unit), int(pd.hi-pd.lo))
+	}
+	s.hist = top
+	sum := 0
+	for i, v := range top {
+		if sum += int(v); sum >= s.k {
+			return i + 1
+		}
+	}
+	return len(top) + 1
+}
+
 // fitsPod is packPod over the candidates for a probe: whether some pod
 // holds k units of its leaf groups within the caps, pod by pod in pool
 // order until one does.
@@ -1834,7 +2227,7 @@ func (s *search) fitsWithoutPower(iso bool) bool {
 		if s.r.Packing == lease.PackLeaf || s.r.Packing == lease.PackPod {
 			need = k
 		}
-		if s.bounded && s.podBound(int(q)) < need {
+		if s.boundShort(int(q), need) {
 			continue
 		}
 		if s.r.Packing == lease.PackPod {
@@ -1844,7 +2237,7 @@ func (s *search) fitsWithoutPower(iso bool) bool {
 		for w, x := range s.openIn(int(q), from, e) {
 			for ; x != 0; x &= x - 1 {
 				j := base + int32(w*64+bits.TrailingZeros64(x))
-				if s.r.Packing == lease.PackLeaf && int(s.p.leaves[j].n) < k || !open(j) {
+				if s.r.Packing == lease.PackLeaf && (int(s.p.leaves[j].n) < k || s.leafShort(j, k)) || !open(j) {
 					continue
 				}
 				if s.r.Packing == lease.PackLeaf {
@@ -1957,13 +2350,13 @@ func (s *search) mostLeaf() int {
 			break
 		}
 		pd := &s.p.pods[q]
-		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
+		if int(pd.n) <= most || s.boundShort(q, most+1) {
 			continue
 		}
 		for w, x := range s.podOpen(q) {
 			for ; x != 0; x &= x - 1 {
 				j := pd.lo + int32(w*64+bits.TrailingZeros64(x))
-				if int(s.p.leaves[j].n) <= most {
+				if int(s.p.leaves[j].n) <= most || s.leafShort(j, most+1) {
 					continue
 				}
 				if s.scanLeaf(int(j)); s.done[j] {
@@ -1985,7 +2378,7 @@ func (s *search) mostPod() int {
 			break
 		}
 		pd := &s.p.pods[q]
-		if int(pd.n) <= most || s.bounded && s.podNodesUB(q) <= most {
+		if int(pd.n) <= most || s.boundShort(q, most+1) {
 			continue
 		}
 		n := 0

@@ -20,10 +20,14 @@ type pool struct {
 	// of nvlink nodes, of any leaf.
 	maxNodes, maxNV int
 	// maxPod is the most nodes of the pool in one pod.
-	maxPod    int
-	words     int // words of all leaves' masks together
+	maxPod int
+	words  int // words of all leaves' masks together
+	// bnd holds, per pool leaf, what its bound on free nodes needs,
+	// packed so that a pod's are a few cache lines.
+	bnd       []leafBnd
 	flagWords int // words of all pods' full flags together
 	openWords int // words of all pods' open masks together
+	laneWords int // words of all pods' lane maxima together
 	mixed     bool
 	leafByKey map[string]int32
 	podByKey  map[string]int32
@@ -63,9 +67,14 @@ type poolPod struct {
 	// bit i for pool leaf lo+i.
 	flagOff, flagEnd int32
 	openOff, openEnd int32
+	// laneOff and laneEnd are the pod's words in a search's lane maxima
+	// (Index.laneHeld), a byte per lane.
+	laneOff, laneEnd int32
 	// dense is set when the pod's leaf groups are all the pool's and
 	// pool leaf lo+i has lane i: the full flags are then by pool leaf.
 	dense bool
+	// widest is the size of the pod's largest leaf group.
+	widest int32
 	// lanes flags the lanes of the pool's leaves in the full flags;
 	// laneSize gives their sizes (poolLeaf.size) by lane, and size their
 	// sum.
@@ -77,6 +86,10 @@ type poolPod struct {
 	n   int32
 	dom int32
 }
+
+// leafBnd is a pool leaf's lane in its pod (Index.leaves[leaf].lane), its
+// nodes of the pool and its nodes in all (poolLeaf.n, size).
+type leafBnd struct{ lane, n, size int32 }
 
 type poolDom struct {
 	dom int32 // index into Index.domains
@@ -224,9 +237,18 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 		pd.openOff = int32(p.openWords)
 		p.openWords += int(pd.hi-pd.lo+63) / 64
 		pd.openEnd = int32(p.openWords)
+		pd.laneOff = int32(p.laneWords)
+		p.laneWords += int(ix.podLeaves[pd.pod]+7) / 8
+		pd.laneEnd = int32(p.laneWords)
 		pd.dense = ix.podLeaves[pd.pod] == pd.hi-pd.lo
 		for j := pd.lo; j < pd.hi; j++ {
 			pd.dense = pd.dense && ix.leaves[p.leaves[j].leaf].lane == j-pd.lo
+			pd.widest = max(pd.widest, p.leaves[j].size)
 		}
+	}
+	p.bnd = make([]leafBnd, len(p.leaves))
+	for j := range p.leaves {
+		pl := &p.leaves[j]
+		p.bnd[j] = leafBnd{lane: ix.leaves[pl.leaf].lane, n: pl.n, size: pl.size}
 	}
 }
