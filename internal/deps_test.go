@@ -34,6 +34,8 @@ func forbiddenImports() map[string][]string {
 	forbidden["meter/dcgm"] = io
 	forbidden["agent"] = []string{"database/sql", "github.com/jackc/", "modernc.org/", "k8s.io/", "github.com/danielgtaylor/",
 		module + "api", module + "store", module + "engine", module + "client"}
+	// The dashboard reads through the engine, like the API.
+	forbidden["web"] = []string{module + "store", "database/sql", "github.com/jackc/", "modernc.org/", module + "api", module + "client"}
 	return forbidden
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store"
+	"github.com/neocloud/neocloud/internal/web"
 	"github.com/neocloud/neocloud/internal/webhook"
 )
 
@@ -152,7 +153,13 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 		return nil, fmt.Errorf("--listen %s: %w (choose another address, e.g. --listen 127.0.0.1:0)", o.listen, err)
 	}
 	r.url = "http://" + ln.Addr().String()
-	h := api.New(api.Config{Engine: eng, Logger: logger})
+	dash, err := web.New(web.Config{Engine: eng, Logger: logger})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	h := api.New(api.Config{Engine: eng, Logger: logger, Web: dash})
 	r.http = api.HTTPServer(o.listen, h)
 	go func() { r.errc <- r.http.Serve(ln) }()
 	r.startDispatcher()

@@ -43,6 +43,8 @@ type Config struct {
 	// Heartbeat is how often an idle event stream sends a comment;
 	// 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Web, when set, serves every path the API does not (the dashboard).
+	Web http.Handler
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -105,6 +107,9 @@ func New(cfg Config) *Server {
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(s.authenticate)
 	s.registerRoutes()
+	if cfg.Web != nil {
+		s.mux.Handle("/", cfg.Web)
+	}
 	idem := &idempotency{s: s}
 	s.handler = s.recoverer(s.instrument(idem.wrap(s.mux)))
 	return s
