@@ -641,6 +641,12 @@ func (s *Server) createLeaseWithPlan(ctx context.Context, p tenant.Principal, in
 	if !p.Can(tenant.PermBillingWrite) {
 		return nil, fmt.Errorf("%w: only operator admins attach price plans", tenant.ErrForbidden)
 	}
+	// Checked against the lease as asked before it is admitted: a plan
+	// that does not fit must not leave an admitted (then cancelled, and
+	// billed) lease behind.
+	if err := plan.ValidateFor(lease.Lease{Kind: r.Kind, Pool: r.Pool, Start: r.Start, End: r.End, Schedule: r.Schedule}); err != nil {
+		return nil, prefixFields(err, "plan.")
+	}
 	res, err := s.eng.RequestLease(ctx, p, in.Body.Tenant, r)
 	if err != nil {
 		return nil, err

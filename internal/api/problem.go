@@ -12,6 +12,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/valid"
 )
@@ -79,7 +80,10 @@ func problemOf(err error) huma.StatusError {
 		// An invoice's state does not allow it, or credits would exceed
 		// the invoice: the request conflicts with what is stored.
 		return huma.Error409Conflict(err.Error())
-	case errors.Is(err, billing.ErrNoSchedule), errors.Is(err, billing.ErrLineAmount):
+	case errors.Is(err, billing.ErrNoSchedule), errors.Is(err, billing.ErrLineAmount),
+		errors.Is(err, money.ErrOverflow), errors.Is(err, money.ErrCurrency):
+		// An amount too large to represent exactly, or a mix of
+		// currencies: the request's numbers cannot be priced.
 		return huma.Error422UnprocessableEntity(err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.NewError(http.StatusServiceUnavailable, "request cancelled or timed out")

@@ -88,6 +88,12 @@ func (e *Engine) submit(ctx context.Context, apply func(c *capState, now time.Ti
 	e.writerOnce.Do(func() { go e.writer() })
 	o := &op{ctx: ctx, apply: apply, remember: rememberOf(ctx), done: make(chan opResult, 1), at: e.clock.Now()}
 	select {
+	case <-e.closed: // closed first: a command submitted after Close fails, whatever select below would pick
+		o.done <- opResult{err: ErrClosed}
+		return Pending{done: o.done}
+	default:
+	}
+	select {
 	case e.ops <- o:
 	case <-ctx.Done():
 		o.done <- opResult{err: ctx.Err()}

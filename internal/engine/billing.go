@@ -15,6 +15,7 @@ import (
 	"github.com/neocloud/neocloud/internal/meter"
 	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/valid"
 )
 
 // DefaultReservationRates are the list prices per GPU-hour (micro-USD) of
@@ -59,6 +60,13 @@ func (e *Engine) SetPlan(ctx context.Context, p tenant.Principal, leaseID string
 	}
 	if err := plan.ValidateFor(l); err != nil {
 		return err
+	}
+	if plan.Currency != "USD" {
+		// Invoice runs, revenue and list prices are in USD: one plan in
+		// another currency would make a tenant's invoice mix currencies.
+		var v valid.Error
+		v.Add("currency", plan.Currency, "must be USD (billing in other currencies is not supported yet)")
+		return v.Err()
 	}
 	return e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
 		if err := tx.SetPlan(ctx, leaseID, plan, e.clock.Now()); err != nil {
@@ -251,7 +259,21 @@ func (e *Engine) RunInvoices(ctx context.Context, p tenant.Principal, month time
 			return InvoiceRun{}, fmt.Errorf("invoice run: total: %w", err)
 		}
 	}
+	// Drafts of tenants with nothing to bill any more (a lease cancelled
+	// before its start since the last run) are dropped.
+	var stale []string
+	for t, id := range ids {
+		if _, ok := byTenant[t]; !ok {
+			stale = append(stale, id)
+		}
+	}
+	slices.Sort(stale)
 	err = e.write(ctx, p, func(tx Tx) (*tenant.AuditEntry, error) {
+		for _, id := range stale {
+			if err := tx.DeleteDraft(ctx, id); err != nil {
+				return nil, err
+			}
+		}
 		for _, inv := range drafts {
 			if err := tx.PutDraft(ctx, inv); err != nil {
 				return nil, err

@@ -142,3 +142,54 @@ func TestInvoiceRun(t *testing.T) {
 		}
 	})
 }
+
+// A rerun drops the draft of a tenant with nothing left to bill; an
+// invoice with credit notes cannot be voided; plans are USD only.
+func TestInvoiceRunCorrections(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, _ := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		a, err := e.RequestLease(ctx, admin, "acme", reservation(8, 48, 24))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.RequestLease(ctx, admin, "beta", reservation(8, 72, 24))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eur := billing.Plan{Kind: lease.Reservation, Currency: "EUR", Reservation: &billing.ReservationTerms{Rate: money.New(2_000_000, "EUR"), Billing: billing.Arrears}}
+		var ve interface{ Len() int }
+		if err := e.SetPlan(ctx, admin, a.Lease.ID, eur); !errors.As(err, &ve) {
+			t.Errorf("an EUR plan: %v, want a validation error", err)
+		}
+		run, err := e.RunInvoices(ctx, admin, t0)
+		if err != nil || run.Drafts != 2 {
+			t.Fatalf("run %+v, %v", run, err)
+		}
+		if _, err := e.CancelLease(ctx, admin, b.Lease.ID, "changed plans"); err != nil {
+			t.Fatal(err)
+		}
+		run, err = e.RunInvoices(ctx, admin, t0)
+		if err != nil || run.Drafts != 1 {
+			t.Fatalf("rerun %+v, %v", run, err)
+		}
+		if left, err := e.Invoices(ctx, admin, engine.InvoiceFilter{TenantID: "beta"}); err != nil || len(left) != 0 {
+			t.Errorf("beta's invoices after its lease was cancelled before its start: %+v, %v", left, err)
+		}
+		id := run.Invoices[0]
+		fin, err := e.FinalizeInvoice(ctx, admin, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		neg, _ := money.USD(1_000_000).Neg()
+		if _, err := e.IssueCreditNote(ctx, admin, id, "goodwill", []billing.Line{billing.Adjustment("", "goodwill", t0, t0.AddDate(0, 1, 0), neg)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.VoidInvoice(ctx, admin, id); !errors.Is(err, engine.ErrConflict) {
+			t.Errorf("voiding an invoice with a credit note: %v, want ErrConflict", err)
+		}
+		if got, err := e.Invoice(ctx, admin, id); err != nil || got.State != billing.Finalized || got.Hash != fin.Hash {
+			t.Errorf("after the refused void: %+v, %v", got, err)
+		}
+	})
+}

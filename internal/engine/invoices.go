@@ -64,6 +64,18 @@ func (e *Engine) PayInvoice(ctx context.Context, p tenant.Principal, id string) 
 // VoidInvoice voids a draft or an unpaid finalized invoice; the next run
 // for its month writes a new draft.
 func (e *Engine) VoidInvoice(ctx context.Context, p tenant.Principal, id string) (billing.Invoice, error) {
+	notes, err := e.store.CreditNotes(ctx, id)
+	if err != nil {
+		return billing.Invoice{}, err
+	}
+	if len(notes) > 0 {
+		// Its credit notes refer to it: voiding it would leave them
+		// crediting an invoice that no longer counts.
+		if _, err := e.invoiceFor(ctx, p, tenant.PermBillingWrite, "invoice.void", id); err != nil {
+			return billing.Invoice{}, err
+		}
+		return billing.Invoice{}, fmt.Errorf("invoice %s has %d credit notes: %w", id, len(notes), ErrConflict)
+	}
 	return e.moveInvoice(ctx, p, "invoice.void", id, billing.Void)
 }
 

@@ -194,8 +194,12 @@ func (e *Engine) Ingest(ctx context.Context, p tenant.Principal, b meter.Batch) 
 	case <-e.closed:
 		return IngestResult{}, ErrClosed
 	}
-	d := <-o.done
-	return d.res, d.err
+	select {
+	case d := <-o.done:
+		return d.res, d.err
+	case <-e.closed:
+		return IngestResult{}, ErrClosed
+	}
 }
 
 // meterWriter applies queued batches, as many as are waiting (up to
@@ -250,6 +254,13 @@ func (e *Engine) applyIngest(group []*ingestOp) {
 	}
 	if err != nil {
 		m.ledger.Reset()
+		// The watch noted what these readings showed; nothing of it was
+		// stored, so let the retry report it again.
+		for _, o := range group {
+			for _, name := range o.names {
+				m.health.Clear(name)
+			}
+		}
 		err = fmt.Errorf("ingest: %w", err)
 	}
 	for i, o := range group {
@@ -490,6 +501,9 @@ func (e *Engine) meterTick(ctx context.Context) ([]meter.Finding, error) {
 		return nil
 	})
 	if err != nil {
+		for _, f := range fs {
+			m.health.Clear(f.Node) // not stored: report it again next tick
+		}
 		return nil, fmt.Errorf("meter tick: %w", err)
 	}
 	if from > 0 {

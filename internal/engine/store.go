@@ -206,6 +206,9 @@ type Tx interface {
 	// finalized or paid invoice of the tenant and month is an error
 	// wrapping ErrConflict.
 	PutDraft(ctx context.Context, inv billing.Invoice) error
+	// DeleteDraft deletes a draft invoice and its lines; an invoice that
+	// is not a draft is left alone (an error wrapping ErrConflict).
+	DeleteDraft(ctx context.Context, id string) error
 	// UpdateInvoice writes inv over the stored invoice of its ID: lines,
 	// total, hash and state (the database refuses any change to a
 	// finalized invoice but its move to paid or void).

@@ -263,6 +263,28 @@ func (t *tx) insertLines(ctx context.Context, inv billing.Invoice) error {
 	return nil
 }
 
+// DeleteDraft deletes draft id and its lines.
+func (t *tx) DeleteDraft(ctx context.Context, id string) error {
+	var state string
+	err := t.c.queryRow(ctx, `SELECT state FROM invoices WHERE id = ?`, id).Scan(&state)
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: draft %s: %w", id, err)
+	}
+	if state != string(billing.Draft) {
+		return fmt.Errorf("invoice %s is %s: %w", id, state, engine.ErrConflict)
+	}
+	if _, err := t.c.exec(ctx, `DELETE FROM invoice_lines WHERE invoice_id = ?`, id); err != nil {
+		return fmt.Errorf("store: draft %s: %w", id, err)
+	}
+	if _, err := t.c.exec(ctx, `DELETE FROM invoices WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: draft %s: %w", id, err)
+	}
+	return nil
+}
+
 // UpdateInvoice writes inv over the stored invoice: while it is a draft
 // its lines are replaced first, then the row (the database allows a
 // finalized invoice only its move to paid or void).
