@@ -96,8 +96,8 @@ type meterState struct {
 	// node ordinal, refreshed from the capacity state for the nodes of
 	// each transaction, and keeping ended ones for the late window (the
 	// capacity state drops them an hour or so after they end).
-	holders map[int64][]meter.Span
-	loaded  bool
+	holders   map[int64][]meter.Span
+	refreshed map[int64]time.Time // when each node's spans were last brought up to date
 	// The prune's pass over node ordinals: the next to prune (0: no pass
 	// running), when the last pass began, and the largest ordinal seen.
 	pruneNext int64
@@ -136,7 +136,7 @@ func newMeterState(cfg meter.Config, watch meter.WatchOptions) (*meterState, err
 		watch.Interval = 10 * time.Second // the agent's default
 	}
 	return &meterState{cfg: cfg, watch: watch, ledger: l, health: meter.NewWatch(watch),
-		in: make(chan *ingestOp, 256), holders: map[int64][]meter.Span{}}, nil
+		in: make(chan *ingestOp, 256), holders: map[int64][]meter.Span{}, refreshed: map[int64]time.Time{}}, nil
 }
 
 // Ingest applies a batch of GPU readings: each reading is attributed to
@@ -367,53 +367,67 @@ func (h holderView) Spans(node int64, from, to int64, dst []meter.Span) []meter.
 	return dst
 }
 
-// refreshHolders brings the spans of the group's nodes up to date from
-// the capacity state: the allocations that end after an hour ago are
-// there, exact; older ones cannot change any more and are kept as they
-// were. On first use the spans of the late window are read from the
-// store, which keeps every allocation.
+// refreshHolders brings the spans of the group's nodes up to date. The
+// capacity state holds every allocation that ends after complete — the
+// later of its load's origin and an hour ago (it drops ended ones an hour
+// or so after their end) — exactly. A node whose spans were refreshed at
+// or after complete can take the capacity state's allocations ending
+// after complete over its own (older ones cannot change any more, and an
+// allocation made or cut since then ends after it). Any other node — first
+// seen, or silent for over an hour — is read from the store, which keeps
+// every allocation, over the late window.
 func (e *Engine) refreshHolders(ctx context.Context, group []*ingestOp, now time.Time) error {
 	m := e.meter
-	if !m.loaded {
-		as, err := e.store.Allocations(ctx, AllocationFilter{EndAfter: now.Add(-m.cfg.LateWindow - m.cfg.EnergyWindow)})
-		if err != nil {
-			return fmt.Errorf("holders: %w", err)
-		}
-		for _, a := range as {
-			for o := a.NodeFrom; o < a.NodeTo; o++ {
-				m.holders[o] = append(m.holders[o], meter.Span{ID: a.ID, From: a.Start.UnixMilli(), To: a.End.UnixMilli(), LeaseID: a.LeaseID, TenantID: a.TenantID})
-			}
-		}
-		for o := range m.holders {
-			sortSpans(m.holders[o])
-		}
-		m.loaded = true
-	}
-	recent := now.Add(-time.Hour)
-	return e.readCap(ctx, func(c *capState) error {
+	var stale []int64
+	err := e.readCap(ctx, func(c *capState) error {
+		complete := later(c.loaded, now.Add(-time.Hour))
 		for _, o := range group {
 			for _, name := range o.names {
 				n := c.byName[name]
-				old := m.holders[n.Ordinal]
-				keep := old[:0:0]
-				for _, s := range old {
-					if s.To <= recent.UnixMilli() {
-						keep = append(keep, s)
-					}
+				if n.Ordinal == 0 {
+					continue
 				}
-				for _, h := range c.ix.HoldsOn(n.Ordinal, recent) {
+				if r, ok := m.refreshed[n.Ordinal]; !ok || r.Before(complete) {
+					stale = append(stale, n.Ordinal)
+					continue
+				}
+				keep := slices.DeleteFunc(slices.Clone(m.holders[n.Ordinal]), func(s meter.Span) bool { return s.To > complete.UnixMilli() })
+				for _, h := range c.ix.HoldsOn(n.Ordinal, complete) {
 					a, ok := c.allocs[h.ID]
-					if !ok || !a.End.After(recent) {
-						continue // a wipe's hold, or one the capacity state no longer keeps
+					if !ok || !a.End.After(complete) {
+						continue // a wipe's hold
 					}
 					keep = append(keep, meter.Span{ID: a.ID, From: a.Start.UnixMilli(), To: a.End.UnixMilli(), LeaseID: a.LeaseID, TenantID: a.TenantID})
 				}
 				sortSpans(keep)
 				m.holders[n.Ordinal] = keep
+				m.refreshed[n.Ordinal] = now
 			}
 		}
 		return nil
 	})
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	slices.Sort(stale)
+	stale = slices.Compact(stale)
+	as, err := e.store.Allocations(ctx, AllocationFilter{EndAfter: now.Add(-m.cfg.LateWindow - m.cfg.EnergyWindow),
+		NodeFrom: stale[0], NodeTo: stale[len(stale)-1] + 1})
+	if err != nil {
+		return fmt.Errorf("holders: %w", err)
+	}
+	for _, o := range stale {
+		var spans []meter.Span
+		for _, a := range as {
+			if a.NodeFrom <= o && o < a.NodeTo {
+				spans = append(spans, meter.Span{ID: a.ID, From: a.Start.UnixMilli(), To: a.End.UnixMilli(), LeaseID: a.LeaseID, TenantID: a.TenantID})
+			}
+		}
+		sortSpans(spans)
+		m.holders[o] = spans
+		m.refreshed[o] = now
+	}
+	return nil
 }
 
 func sortSpans(s []meter.Span) {
@@ -515,6 +529,7 @@ func (e *Engine) meterTick(ctx context.Context) ([]meter.Finding, error) {
 				ss = slices.DeleteFunc(ss, func(s meter.Span) bool { return s.To < old })
 				if len(ss) == 0 {
 					delete(m.holders, o)
+					delete(m.refreshed, o) // read from the store when it reports again
 				} else {
 					m.holders[o] = ss
 				}

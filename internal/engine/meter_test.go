@@ -380,3 +380,50 @@ func TestIngestExactUnderFaults(t *testing.T) {
 		}
 	})
 }
+
+// A node silent for hours pushes its spool: the time a lease held it is
+// the lease's, though the lease was made after the meter first saw the
+// node and ended long before the readings came.
+func TestIngestLateAfterSilence(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, clk := setup(t, st, 1_000_000)
+		ctx := context.Background()
+		agent := tenant.Principal{KeyID: "a", Role: tenant.OperatorAgent}
+		ns, err := e.Nodes(ctx, engine.NodeFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(t0.Add(time.Minute))
+		first := meter.Batch{ID: "first"}
+		for _, n := range ns {
+			first.Readings = append(first.Readings, readings("x", n.Name, 8, t0, t0.Add(time.Second), 50, time.Time{}).Readings...)
+		}
+		if _, err := e.Ingest(ctx, agent, first); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.RequestLease(ctx, acmeAdmin(), "", reservation(8, 2, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		views, _, err := e.LeaseAllocations(ctx, admin, res.Lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := views[0].Nodes[0]
+		clk.Set(t0.Add(5*time.Hour + 30*time.Minute))
+		if _, err := e.Tick(ctx); err != nil { // the capacity state may drop what ended
+			t.Fatal(err)
+		}
+		spool := readings("spool", node, 8, t0.Add(10*time.Second), t0.Add(5*time.Hour), 80, time.Time{})
+		if _, err := e.Ingest(ctx, agent, spool); err != nil {
+			t.Fatal(err)
+		}
+		pts, err := e.Usage(ctx, acmeAdmin(), engine.UsageQuery{From: t0, To: t0.Add(6 * time.Hour), Step: engine.StepDay})
+		if err != nil || len(pts) != 1 {
+			t.Fatalf("usage %+v, %v", pts, err)
+		}
+		if want := int64(8 * 2 * time.Hour / time.Millisecond); pts[0].GPUms != want {
+			t.Errorf("the lease's metered GPU-ms %d, want %d (the 2 hours it held the node)", pts[0].GPUms, want)
+		}
+	})
+}

@@ -261,6 +261,9 @@ type AllocationFilter struct {
 	// EndAfter keeps the allocations that end after it (held then or
 	// later); the zero time keeps every one.
 	EndAfter time.Time
+	// NodeFrom and NodeTo, when NodeTo > NodeFrom, keep the allocations
+	// holding a node with an ordinal in [NodeFrom, NodeTo).
+	NodeFrom, NodeTo int64
 }
 
 // HoldbackStep is one step of a pool's holdback schedule: from From until

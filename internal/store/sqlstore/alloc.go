@@ -572,6 +572,10 @@ func (r reader) Allocations(ctx context.Context, f engine.AllocationFilter) ([]l
 		q += ` AND end_us > ?`
 		args = append(args, micros(f.EndAfter))
 	}
+	if f.NodeTo > f.NodeFrom {
+		q += ` AND node_from < ? AND node_to > ?`
+		args = append(args, f.NodeTo, f.NodeFrom)
+	}
 	q += ` ORDER BY lease_id, start_us, node_from, id`
 	rows, err := r.c.query(ctx, q, args...)
 	if err != nil {
