@@ -163,8 +163,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := token()
+	now := time.Now()
 	s.mu.Lock()
-	s.sessions[id] = &session{secret: secret, csrf: token(), expires: time.Now().Add(s.ttl)}
+	for k, old := range s.sessions { // expired sessions go when someone signs in
+		if now.After(old.expires) {
+			delete(s.sessions, k)
+		}
+	}
+	s.sessions[id] = &session{secret: secret, csrf: token(), expires: now.Add(s.ttl)}
 	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/login", MaxAge: -1})
