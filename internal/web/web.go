@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/neocloud/neocloud/internal/billing"
+	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
@@ -36,6 +38,8 @@ type Engine interface {
 	Leases(ctx context.Context, p tenant.Principal, f engine.LeaseFilter) ([]lease.Lease, error)
 	Invoices(ctx context.Context, p tenant.Principal, f engine.InvoiceFilter) ([]billing.Invoice, error)
 	Invoice(ctx context.Context, p tenant.Principal, id string) (billing.Invoice, error)
+	Capacity(ctx context.Context, p tenant.Principal, pool string, from, to time.Time, step time.Duration) ([]engine.CapacityPoint, error)
+	Clock() clock.Clock
 }
 
 // Config holds the dashboard's dependencies.
@@ -85,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{eng: cfg.Engine, log: cfg.Logger, ttl: cfg.SessionTTL, secure: cfg.Secure, pages: map[string]*template.Template{},
 		mux: http.NewServeMux(), sessions: map[string]*session{}}
-	for _, p := range []string{"login", "fleet", "leases", "invoices", "invoice"} {
+	for _, p := range []string{"login", "fleet", "leases", "invoices", "invoice", "capacity"} {
 		t, err := template.ParseFS(assets, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", p, err)
@@ -105,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /leases", s.signedIn(s.leases))
 	s.mux.HandleFunc("GET /invoices", s.signedIn(s.invoices))
 	s.mux.HandleFunc("GET /invoices/{id}", s.signedIn(s.invoice))
+	s.mux.HandleFunc("GET /capacity", s.signedIn(s.capacity))
 	return s, nil
 }
 
@@ -389,4 +394,81 @@ func (s *Server) invoice(w http.ResponseWriter, r *http.Request, p tenant.Princi
 	}
 	v.Data = invoiceView(inv)
 	s.render(w, http.StatusOK, "invoice", v)
+}
+
+// spans are the capacity page's zoom levels and their steps.
+var spans = []struct {
+	name       string
+	span, step time.Duration
+}{
+	{"24h", 24 * time.Hour, time.Hour},
+	{"7d", 7 * 24 * time.Hour, time.Hour},
+	{"30d", 30 * 24 * time.Hour, 6 * time.Hour},
+	{"1y", 365 * 24 * time.Hour, 24 * time.Hour},
+	{"5y", 5 * 365 * 24 * time.Hour, 7 * 24 * time.Hour},
+}
+
+// capacity draws a pool's capacity from now over the chosen span
+// (operators: it shows what every tenant and the owner hold).
+func (s *Server) capacity(w http.ResponseWriter, r *http.Request, p tenant.Principal, v view) {
+	v.Title, v.Page = "Capacity", "capacity"
+	if !p.Can(tenant.PermCapacityRead) {
+		s.fail(w, v, tenant.ErrForbidden)
+		return
+	}
+	pools, err := s.eng.Pools(r.Context(), "")
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	var ids []string
+	for _, pl := range pools {
+		ids = append(ids, pl.ID)
+	}
+	pool := r.URL.Query().Get("pool")
+	if pool == "" && len(ids) > 0 {
+		pool = ids[0]
+	}
+	if !slices.Contains(ids, pool) {
+		s.fail(w, v, tenant.ErrNotFound)
+		return
+	}
+	sp := spans[2]
+	for _, x := range spans {
+		if x.name == r.URL.Query().Get("span") {
+			sp = x
+		}
+	}
+	from := s.eng.Clock().Now().UTC().Truncate(time.Hour)
+	pts, err := s.eng.Capacity(r.Context(), p, pool, from, from.Add(sp.span), sp.step)
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	series := map[string][]int64{}
+	for _, pt := range pts {
+		series["t"] = append(series["t"], pt.At.Unix())
+		series["healthy"] = append(series["healthy"], int64(pt.Healthy))
+		series["holdback"] = append(series["holdback"], int64(pt.Holdback))
+		series["contract"] = append(series["contract"], int64(pt.Contract))
+		series["reservation"] = append(series["reservation"], int64(pt.Reservation))
+		series["spot"] = append(series["spot"], int64(pt.Spot))
+		series["free"] = append(series["free"], int64(pt.Free))
+	}
+	data, err := json.Marshal(series)
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	var names []string
+	for _, x := range spans {
+		names = append(names, x.name)
+	}
+	v.Data = struct {
+		Pool, Span, Step string
+		Pools, Spans     []string
+		Points           int
+		JSON             template.JS
+	}{pool, sp.name, sp.step.String(), ids, names, len(pts), template.JS(data)}
+	s.render(w, http.StatusOK, "capacity", v)
 }

@@ -163,6 +163,9 @@ func TestSignInAndRoles(t *testing.T) {
 		{"all invoices", "/invoices", 200, []string{w.invoice["tenant-a"], w.invoice["tenant-b"]}, nil},
 		{"an invoice", "/invoices/" + w.invoice["tenant-b"], 200, []string{`id="lines"`, "Total"}, nil},
 		{"css", "/static/style.css", 200, []string{"--accent"}, nil},
+		{"capacity", "/capacity?pool=lab-1/H100-SXM&span=7d", 200, []string{`id="series"`, `"healthy":[`, "/static/uplot/uPlot.iife.min.js", "/static/capacity.js"}, nil},
+		{"unknown pool", "/capacity?pool=nope/X", 404, nil, nil},
+		{"chart library", "/static/uplot/uPlot.iife.min.js", 200, []string{"uPlot"}, nil},
 	}
 	for _, tt := range tests {
 		code, body, _ := get(t, op, w.srv.URL+tt.path)
@@ -185,6 +188,7 @@ func TestSignInAndRoles(t *testing.T) {
 	}{
 		{"home", "/", 303, nil, nil},
 		{"fleet", "/fleet", 403, nil, nil},
+		{"capacity", "/capacity", 403, nil, nil},
 		{"own leases", "/leases", 200, []string{"tenant-a · tenant-viewer"}, []string{"tenant-b", "Fleet</a>"}},
 		{"own invoices", "/invoices", 200, []string{w.invoice["tenant-a"]}, []string{w.invoice["tenant-b"]}},
 		{"another's invoice", "/invoices/" + w.invoice["tenant-b"], 404, nil, nil},
