@@ -99,20 +99,7 @@ func (e *Engine) LeasePlan(ctx context.Context, p tenant.Principal, id string) (
 
 // billingLease returns lease id when p may read its billing.
 func (e *Engine) billingLease(ctx context.Context, p tenant.Principal, action, id string) (lease.Lease, error) {
-	l, err := e.store.Lease(ctx, id)
-	owner := l.TenantID
-	if errors.Is(err, ErrNotFound) {
-		owner = tenant.Missing
-	} else if err != nil {
-		return lease.Lease{}, err
-	}
-	if err := e.check(ctx, p, tenant.PermBillingRead, action, "lease/"+id, owner); err != nil {
-		return lease.Lease{}, err
-	}
-	if owner == tenant.Missing {
-		return lease.Lease{}, fmt.Errorf("lease %s: %w", id, ErrNotFound)
-	}
-	return l, nil
+	return e.leaseFor(ctx, p, tenant.PermBillingRead, action, id)
 }
 
 // spotPriceLog remembers the last spot price recorded per pool and tier.

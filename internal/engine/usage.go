@@ -216,6 +216,13 @@ func (e *Engine) Usage(ctx context.Context, p tenant.Principal, q UsageQuery) ([
 
 // usageLease returns lease id when p may read its usage.
 func (e *Engine) usageLease(ctx context.Context, p tenant.Principal, action, id string) (lease.Lease, error) {
+	return e.leaseFor(ctx, p, tenant.PermUsageRead, action, id)
+}
+
+// leaseFor returns lease id when p holds perm for it: ErrNotFound (after
+// the permission check, so that a tenant learns nothing of others' IDs)
+// when there is none or it is another tenant's.
+func (e *Engine) leaseFor(ctx context.Context, p tenant.Principal, perm tenant.Permission, action, id string) (lease.Lease, error) {
 	l, err := e.store.Lease(ctx, id)
 	owner := l.TenantID
 	if errors.Is(err, ErrNotFound) {
@@ -223,7 +230,7 @@ func (e *Engine) usageLease(ctx context.Context, p tenant.Principal, action, id 
 	} else if err != nil {
 		return lease.Lease{}, err
 	}
-	if err := e.check(ctx, p, tenant.PermUsageRead, action, "lease/"+id, owner); err != nil {
+	if err := e.check(ctx, p, perm, action, "lease/"+id, owner); err != nil {
 		return lease.Lease{}, err
 	}
 	if owner == tenant.Missing {
