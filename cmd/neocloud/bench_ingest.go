@@ -59,7 +59,8 @@ type IngestBench struct {
 	WithinTarget   bool    `json:"within_target"`
 }
 
-// benchNodes returns n node names and a leaf-sized grouping of them.
+// benchBatch returns one scrape of nodes as a batch: gpus readings per
+// node at t, with utilization and energy that move from round to round.
 func benchBatch(id string, nodes []string, gpus int, t time.Time, seq int64) meter.Batch {
 	b := meter.Batch{ID: id, Agent: "bench", Readings: make([]meter.Reading, 0, len(nodes)*gpus)}
 	for _, n := range nodes {

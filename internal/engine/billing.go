@@ -283,8 +283,8 @@ type monthFacts struct {
 	unhealthy  map[string][]meter.Row
 	allocs     map[string][]lease.Allocation
 	shortfalls map[string][]lease.Shortfall
-	gpus       func(from, to int64) int64 // GPUs of the nodes with ordinals in [from, to)
-	prices     map[string][]SpotPrice     // by pool/tier, ordered by From
+	gpus       map[string]int64       // GPUs of each allocation (by ID)
+	prices     map[string][]SpotPrice // by pool/tier, ordered by From
 }
 
 func (e *Engine) monthFacts(ctx context.Context, start, end time.Time) (*monthFacts, error) {
@@ -357,22 +357,17 @@ func (e *Engine) monthFacts(ctx context.Context, start, end time.Time) (*monthFa
 			f.prices[k] = append(f.prices[k], sp)
 		}
 	}
-	gpusOf := map[int64]int64{}
+	f.gpus = map[string]int64{}
 	err = e.readCap(ctx, func(c *capState) error {
-		for o, n := range c.byOrd {
-			gpusOf[o] = int64(n.GPUs)
+		for _, as := range f.allocs {
+			for _, a := range as {
+				f.gpus[a.ID] = c.runGPUs(a.NodeFrom, a.NodeTo)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	f.gpus = func(from, to int64) int64 {
-		var g int64
-		for o := from; o < to; o++ {
-			g += gpusOf[o]
-		}
-		return g
 	}
 	return f, nil
 }
@@ -396,7 +391,7 @@ func (f *monthFacts) availability(l lease.Lease, start, end time.Time) int64 {
 	}
 	for _, a := range f.allocs[l.ID] {
 		s, t := later(a.Start, start), earlier(a.End, end)
-		g := f.gpus(a.NodeFrom, a.NodeTo)
+		g := f.gpus[a.ID]
 		for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
 			at(h).Held += g * earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
 		}
@@ -432,7 +427,7 @@ func (f *monthFacts) spotPieces(l lease.Lease, start, end time.Time) []billing.S
 		if !s.Before(t) {
 			continue
 		}
-		g := f.gpus(a.NodeFrom, a.NodeTo)
+		g := f.gpus[a.ID]
 		for i, p := range prices {
 			ps, pe := p.From, end
 			if i+1 < len(prices) {

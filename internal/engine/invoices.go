@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -279,20 +280,7 @@ func (e *Engine) Revenue(ctx context.Context, p tenant.Principal, from, to time.
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b RevenueRow) int {
-		if c := a.Month.Compare(b.Month); c != 0 {
-			return c
-		}
-		return compareStrings(a.Kind, b.Kind)
+		return cmp.Or(a.Month.Compare(b.Month), cmp.Compare(a.Kind, b.Kind))
 	})
 	return out, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

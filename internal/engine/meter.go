@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -304,7 +305,7 @@ func (e *Engine) ingestTx(ctx context.Context, mt MeterTx, group []*ingestOp, re
 		slices.SortFunc(order, func(x, y int) int {
 			a, b := o.refs[x], o.refs[y]
 			if a.Ordinal != b.Ordinal {
-				return cmpInt(a.Ordinal, b.Ordinal)
+				return cmp.Compare(a.Ordinal, b.Ordinal)
 			}
 			if rs[x].GPU != rs[y].GPU {
 				return rs[x].GPU - rs[y].GPU
@@ -343,16 +344,6 @@ func (e *Engine) ingestTx(ctx context.Context, mt MeterTx, group []*ingestOp, re
 		}
 	}
 	return nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // holderView is meter.Holders over the meter's spans.
@@ -431,7 +422,7 @@ func (e *Engine) refreshHolders(ctx context.Context, group []*ingestOp, now time
 }
 
 func sortSpans(s []meter.Span) {
-	slices.SortFunc(s, func(a, b meter.Span) int { return cmpInt(a.From, b.From) })
+	slices.SortFunc(s, func(a, b meter.Span) int { return cmp.Compare(a.From, b.From) })
 }
 
 // meterPrincipal acts for the health rules when they fail a node.

@@ -253,10 +253,7 @@ func (e *Engine) heldByHour(ctx context.Context, id string, from, to time.Time) 
 			if !s.Before(t) {
 				continue
 			}
-			gpus := int64(0)
-			for o := a.NodeFrom; o < a.NodeTo; o++ {
-				gpus += int64(c.byOrd[o].GPUs)
-			}
+			gpus := c.runGPUs(a.NodeFrom, a.NodeTo)
 			for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
 				ms := earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
 				out[h] += gpus * ms

@@ -141,7 +141,7 @@ func (r reader) Invoice(ctx context.Context, id string) (billing.Invoice, error)
 	if err != nil {
 		return billing.Invoice{}, fmt.Errorf("store: invoice %s: %w", id, err)
 	}
-	lines, err := r.lines(ctx, `WHERE invoice_id = ?`, []any{id}, inv.Currency)
+	lines, err := r.lines(ctx, `WHERE invoice_id = ?`, []any{id})
 	if err != nil {
 		return billing.Invoice{}, err
 	}
@@ -150,7 +150,7 @@ func (r reader) Invoice(ctx context.Context, id string) (billing.Invoice, error)
 }
 
 // lines reads invoice lines matching where, by invoice and seq.
-func (r reader) lines(ctx context.Context, where string, args []any, currency string) (map[string][]billing.Line, error) {
+func (r reader) lines(ctx context.Context, where string, args []any) (map[string][]billing.Line, error) {
 	rows, err := r.c.query(ctx, `SELECT l.invoice_id, l.kind, l.lease_id, l.description, l.from_us, l.to_us, l.quantity, l.unit,
 		l.unit_price_micros, l.per, l.amount_micros, i.currency FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id `+where+` ORDER BY l.invoice_id, l.seq`, args...)
 	if err != nil {
@@ -172,7 +172,6 @@ func (r reader) lines(ctx context.Context, where string, args []any, currency st
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("store: invoice lines: %w", err)
 	}
-	_ = currency
 	return out, nil
 }
 
@@ -214,7 +213,7 @@ func (r reader) Invoices(ctx context.Context, f engine.InvoiceFilter) ([]billing
 // InvoiceLines returns the lines of the invoices of months in [from, to)
 // that are not void, by invoice ID.
 func (r reader) InvoiceLines(ctx context.Context, from, to time.Time) (map[string][]billing.Line, error) {
-	return r.lines(ctx, `WHERE i.month_us >= ? AND i.month_us < ? AND i.state <> 'void'`, []any{micros(from), micros(to)}, "")
+	return r.lines(ctx, `WHERE i.month_us >= ? AND i.month_us < ? AND i.state <> 'void'`, []any{micros(from), micros(to)})
 }
 
 // PutDraft replaces the tenant-month draft with inv.
