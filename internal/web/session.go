@@ -125,12 +125,34 @@ func (s *Server) signedIn(h pageFunc) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		who := string(p.Role)
-		if p.TenantID != "" {
-			who = p.TenantID + " · " + who
-		}
-		h(w, r, p, view{Who: who, CSRF: sess.csrf, Operator: p.Role.IsOperator()})
+		h(w, r, p, s.viewFor(p, sess))
 	}
+}
+
+// form runs h for a signed-in visitor's POST whose csrf field matches the
+// session's token; anything else is refused with 403 and changes nothing.
+// Every state-changing form of the dashboard goes through it.
+func (s *Server) form(h pageFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, sess, p, ok := s.current(r)
+		if !ok {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if !equal(sess.csrf, r.PostFormValue("csrf")) {
+			http.Error(w, "CSRF token missing or wrong: reload the page and try again", http.StatusForbidden)
+			return
+		}
+		h(w, r, p, s.viewFor(p, sess))
+	}
+}
+
+func (s *Server) viewFor(p tenant.Principal, sess *session) view {
+	who := string(p.Role)
+	if p.TenantID != "" {
+		who = p.TenantID + " · " + who
+	}
+	return view{Who: who, CSRF: sess.csrf, Operator: p.Role.IsOperator()}
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
