@@ -157,6 +157,7 @@ func printDemoHelp(e *env, url, data, admin string, speed float64) {
 Neocloud demo is serving at %s
   data:        %s (SQLite: neocloud.db)
   keys:        %s (operator-admin), %s/<tenant>.key (tenant-admin of %s, %s, %s)
+  dashboard:   %s/ (sign in with a key file's contents: the operator's or a tenant's)
   API schema:  %s/openapi.json
   clock:       %g× real time (one simulated hour every %.2g s); the story runs live: demand,
                the anchor contract, reservations, spot buyers, reclaims, failures, wipes
@@ -169,5 +170,5 @@ Try, in another terminal:
       --pool ref-300mw/H100-SXM --gpus 64 --max-price 12 --notice 30m   # buy spot as a tenant
 
 Stop with Ctrl-C.
-`, url, data, admin, keys, demoTenants[0].ID, demoTenants[1].ID, demoTenants[2].ID, url, speed, 3600/speed, url, admin, keys)
+`, url, data, admin, keys, demoTenants[0].ID, demoTenants[1].ID, demoTenants[2].ID, url, url, speed, 3600/speed, url, admin, keys)
 }

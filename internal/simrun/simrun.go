@@ -650,6 +650,10 @@ func (r *runner) fillSpot(ctx context.Context, t time.Time) error {
 				return err
 			}
 			stay := max(time.Duration(r.rng.ExpFloat64()*sp.MeanHours*float64(time.Hour)).Truncate(time.Minute), time.Hour)
+			from := t
+			if now := r.clk.Now(); r.live && now.After(from) {
+				from = now // a live run behind its clock: the lease starts now
+			}
 			who := fmt.Sprintf("spot-%d", 1+r.rng.IntN(spotTenants))
 			if k := slices.IndexFunc(m.Prices, func(tp engine.TierPrice) bool { return tp.Tier == tier }); k >= 0 && maxPrice.Micros < m.Prices[k].Price.Micros {
 				r.spotNo++
@@ -659,7 +663,7 @@ func (r *runner) fillSpot(ctx context.Context, t time.Time) error {
 			// Buyers ask for their stay (rounded up to the hour): the lease
 			// ends by itself unless reclaimed first.
 			pend, err := r.eng.SubmitLease(ctx, r.admin, who, lease.Request{Kind: lease.Spot, Pool: p.ID, GPUs: unit.GPUs(gpus),
-				MaxPrice: maxPrice, Notice: tier, End: t.Add(stay + time.Hour - 1).Truncate(time.Hour)})
+				MaxPrice: maxPrice, Notice: tier, End: from.Add(stay + time.Hour - 1).Truncate(time.Hour)})
 			err = r.queue(pend, err, "spot in "+p.ID, func(_ any, err error) error {
 				var ref *engine.Refusal
 				switch {
