@@ -72,7 +72,7 @@ Client commands read --server / NEOCLOUD_SERVER and --token / NEOCLOUD_TOKEN
 		newSitesCmd(e), newPoolsCmd(e), newNodesCmd(e), newTenantsCmd(e), newKeysCmd(e), newAuditCmd(e), newWhoamiCmd(e),
 		newQuoteCmd(e), newLeasesCmd(e), newCapacityCmd(e), newHoldbackCmd(e), newDemandCmd(e), newSellableCmd(e),
 		newEventsCmd(e), newWebhooksCmd(e), newSpotCmd(e), newInternalUseCmd(e), newSimulateCmd(e), newAgentCmd(e),
-		newUsageCmd(e), newSLACmd(e), newHealthCmd(e), newInvoicesCmd(e), newRevenueCmd(e),
+		newUsageCmd(e), newSLACmd(e), newHealthCmd(e), newInvoicesCmd(e), newRevenueCmd(e), newScreenshotsCmd(e),
 	)
 	return root
 }

@@ -276,3 +276,7 @@ func writeSecret(path, secret string) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// The dashboard's live events are streams: the API's server exempts them
+// from its request timeout and ends them at shutdown.
+var _ api.Streamer = (*web.Server)(nil)

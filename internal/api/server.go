@@ -44,11 +44,22 @@ type Config struct {
 	// 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
 	// Web, when set, serves every path the API does not (the dashboard).
+	// When it also implements Streamer, its streams are exempt from the
+	// request timeout and end at shutdown.
 	Web http.Handler
 }
 
 // Server is the HTTP API. It implements http.Handler.
+// Streamer is a handler some of whose responses last as long as their
+// client (server-sent events): Streaming says which requests, CloseStreams
+// ends them all (at shutdown).
+type Streamer interface {
+	Streaming(r *http.Request) bool
+	CloseStreams()
+}
+
 type Server struct {
+	web     Streamer // the dashboard's streams; nil when it has none
 	eng     *engine.Engine
 	log     *slog.Logger
 	reg     *prometheus.Registry
@@ -109,6 +120,7 @@ func New(cfg Config) *Server {
 	s.registerRoutes()
 	if cfg.Web != nil {
 		s.mux.Handle("/", cfg.Web)
+		s.web, _ = cfg.Web.(Streamer)
 	}
 	idem := &idempotency{s: s}
 	s.handler = s.recoverer(s.instrument(idem.wrap(s.mux)))
@@ -217,7 +229,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		ctx, cancel := context.WithTimeout(engine.WithRequestID(r.Context(), id), requestTimeout)
-		if streaming(r) { // an event stream lasts as long as its client
+		if streaming(r) || (s.web != nil && s.web.Streaming(r)) { // an event stream lasts as long as its client
 			cancel()
 			ctx, cancel = context.WithCancel(engine.WithRequestID(r.Context(), id))
 		}
@@ -286,6 +298,9 @@ func HTTPServer(addr string, h http.Handler) *http.Server {
 	}
 	if s, ok := h.(*Server); ok {
 		hs.RegisterOnShutdown(s.CloseStreams)
+		if s.web != nil {
+			hs.RegisterOnShutdown(s.web.CloseStreams)
+		}
 	}
 	return hs
 }

@@ -300,8 +300,7 @@ func (c *capState) placeSpot(now time.Time, p *poolCap, l *lease.Lease, keep boo
 	need := int64(l.MaxGPUs())
 	if need > st.SpotIdle {
 		return nil, &Refusal{Reason: "capacity", Detail: fmt.Sprintf(
-			"pool %s has %d GPUs idle for spot now (healthy %d − guaranteed %d − internal use %d − buffer %d − spot %d); %d asked",
-			p.id, st.SpotIdle, st.Healthy, st.Guaranteed, st.Internal, st.Buffer, st.Spot, need)}
+			"pool %s has %d GPUs idle for spot now; %d asked", p.id, st.SpotIdle, need)}
 	}
 	// The longest window, of a few, over which nodes are free and power
 	// has room; the shortest is the notice (at least an hour), so that no
@@ -607,7 +606,9 @@ func (c *capState) reclaimForOwner(now time.Time, p *poolCap, eff *effect) error
 	victims, _ := spot.Victims(holders, need)
 	var why string
 	if len(victims) > 0 { // most calls reclaim nothing: no reason to write
-		why = fmt.Sprintf("the owner needs its capacity back (internal use %d, guaranteed %d, healthy %d GPUs)", st.Internal, st.Guaranteed, st.Healthy)
+		// Tenants read this reason (events, the lease): it says nothing of
+		// the owner's use; the operator's audit entry has the figures.
+		why = "the owner needs its capacity back"
 	}
 	for _, h := range victims {
 		l := byID[h.LeaseID]

@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +116,20 @@ func TestReclaimForOwner(t *testing.T) {
 		release := clk.Now().Add(30 * time.Minute)
 		if !l.Noticed.Equal(clk.Now()) || !l.End.Equal(release) {
 			t.Fatalf("reclaimed lease noticed %s end %s, want %s and %s", l.Noticed, l.End, clk.Now(), release)
+		}
+		// The tenant reads why (the lease, its event): nothing of the
+		// owner's use.
+		evs, err := e.Events(ctx, tenant.Principal{Role: tenant.TenantViewer, TenantID: "acme"}, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if b, _ := json.Marshal(ev); strings.Contains(string(b), "internal") {
+				t.Errorf("tenant event %s tells of the owner's use: %s", ev.Type, b)
+			}
+		}
+		if strings.Contains(l.Reason, "internal") {
+			t.Errorf("reclaimed lease's reason %q tells of the owner's use", l.Reason)
 		}
 		for _, id := range []string{dear.Lease.ID, res.Lease.ID} {
 			if l, _ := st.Lease(ctx, id); !l.Noticed.IsZero() {

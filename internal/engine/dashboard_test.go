@@ -1,0 +1,172 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/neocloud/neocloud/internal/demand"
+	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/store/sqlite"
+	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/unit"
+	"github.com/neocloud/neocloud/internal/valid"
+)
+
+func TestPowerByDomain(t *testing.T) {
+	e, clk := setup(t, sqlite.OpenTest(t), 1_000_000)
+	ctx := context.Background()
+	nodes, err := e.Nodes(ctx, engine.NodeFilter{})
+	if err != nil || len(nodes) != 16 {
+		t.Fatalf("nodes: %d, %v", len(nodes), err)
+	}
+	w := nodes[0].ITPower
+	// Two nodes from now for two hours, two more from the next hour.
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(16, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RequestLease(ctx, admin, "beta", reservation(16, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	want := func(allocated int64) []engine.DomainPower {
+		return []engine.DomainPower{
+			{Site: "s1", Name: "pd-1", Budget: unit.Power(1_000_000_000), Installed: 16 * w, Allocated: unit.Power(allocated) * w, Nodes: 16, AllocatedNodes: allocated},
+			{Site: "s1", Name: "pd-2", Budget: unit.Power(4_000_000)},
+		}
+	}
+	for _, tt := range []struct {
+		at    time.Duration
+		nodes int64
+	}{{0, 2}, {time.Hour + time.Minute, 4}, {2 * time.Hour, 2}, {3 * time.Hour, 0}} {
+		clk.Set(t0.Add(tt.at))
+		got, err := e.PowerByDomain(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want(tt.nodes), got); diff != "" {
+			t.Errorf("at +%s (-want +got):\n%s", tt.at, diff)
+		}
+	}
+	if _, err := e.PowerByDomain(ctx, acmeAdmin()); !errors.Is(err, tenant.ErrForbidden) {
+		t.Errorf("tenant: %v, want ErrForbidden", err)
+	}
+}
+
+func TestCapacityTimeline(t *testing.T) {
+	e, clk := setup(t, sqlite.OpenTest(t), 1_000_000)
+	ctx := context.Background()
+	// 16 GPUs reserved over [+1h, +3h); 8 held back from +6h.
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(16, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetHoldback(ctx, admin, pool, []engine.HoldbackStep{{From: t0.Add(6 * time.Hour), GPUs: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	// Four hours later, with the owner's use measured in the hours gone.
+	clk.Set(t0.Add(4 * time.Hour))
+	var samples []demand.Sample
+	for h := range 4 {
+		samples = append(samples, demand.Sample{Pool: pool, Hour: t0.Add(time.Duration(h) * time.Hour), GPUs: int64(10 * (h + 1))})
+	}
+	if _, err := e.ImportDemand(ctx, admin, samples); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.CapacityTimeline(ctx, admin, pool, t0.Add(-time.Hour), t0.Add(8*time.Hour), 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	want := []engine.TimelinePoint{
+		{At: at(-1), Past: true, Healthy: 128, Internal: 10, Idle: 118},
+		{At: at(1), Past: true, Healthy: 128, Internal: 30, Reservation: 16, Idle: 82},
+		{At: at(3), Healthy: 128, Internal: 40, Idle: 88}, // half past, half to come
+		{At: at(5), Healthy: 128, Holdback: 8, Idle: 120},
+		{At: at(7), Healthy: 128, Holdback: 8, Idle: 120},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		name, field string
+		pool        string
+		from, to    time.Time
+		step        time.Duration
+	}{
+		{"unknown pool", "pool", "s1/X", at(0), at(1), time.Hour},
+		{"half hours", "step", pool, at(0), at(1), 30 * time.Minute},
+		{"too long ago", "from", pool, at(-6 * 366 * 24), at(0), 24 * time.Hour},
+		{"empty", "to", pool, at(2), at(1), time.Hour},
+		{"too many points", "step", pool, at(-24 * 730), at(0), time.Hour},
+	} {
+		_, err := e.CapacityTimeline(ctx, admin, tt.pool, tt.from, tt.to, tt.step)
+		var v *valid.Error
+		if !errors.As(err, &v) || v.Issues[0].Field != tt.field {
+			t.Errorf("%s: %v, want an issue with %s", tt.name, err, tt.field)
+		}
+	}
+	if _, err := e.CapacityTimeline(ctx, acmeAdmin(), pool, at(0), at(1), time.Hour); !errors.Is(err, tenant.ErrForbidden) {
+		t.Errorf("tenant: %v, want ErrForbidden", err)
+	}
+}
+
+func TestTenantSummaries(t *testing.T) {
+	e, clk := setup(t, sqlite.OpenTest(t), 1_000_000)
+	ctx := context.Background()
+	for _, r := range []engine.KeyRequest{{TenantID: "acme", Role: tenant.TenantAdmin}, {TenantID: "acme", Role: tenant.TenantViewer}, {TenantID: "beta", Role: tenant.TenantViewer}} {
+		k, _, err := e.CreateKey(ctx, admin, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Role == tenant.TenantViewer && r.TenantID == "acme" {
+			if _, err := e.RevokeKey(ctx, admin, k.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(8, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(8, 1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(4 * time.Hour)) // the first has ended
+	got, err := e.TenantSummaries(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		ID                     string
+		Live, Keys, ActiveKeys int
+	}
+	var rows []row
+	for _, s := range got {
+		rows = append(rows, row{s.ID, s.LiveLeases, s.Keys, s.ActiveKeys})
+	}
+	if diff := cmp.Diff([]row{{"acme", 1, 2, 1}, {"beta", 0, 1, 1}}, rows); diff != "" {
+		t.Errorf("summaries (-want +got):\n%s", diff)
+	}
+	mine, err := e.TenantSummaries(ctx, acmeAdmin())
+	if err != nil || len(mine) != 1 || mine[0].ID != "acme" || mine[0].Keys != 2 {
+		t.Errorf("a tenant's own summary: %+v, %v", mine, err)
+	}
+}
+
+func TestPoolRefs(t *testing.T) {
+	e, _ := newEngine(t, sqlite.OpenTest(t))
+	ctx := context.Background()
+	if _, err := e.ApplyFleet(ctx, admin, specOf(1, 1, 2, 1, "H100-SXM", nil), false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.PoolRefs(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []engine.PoolRef{{ID: "s1/GB200", Site: "s1", Model: "GB200"}, {ID: "s1/H100-SXM", Site: "s1", Model: "H100-SXM"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pools (-want +got):\n%s", diff)
+	}
+}
