@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
@@ -83,12 +84,98 @@ func (e *Engine) PowerByDomain(ctx context.Context, p tenant.Principal) ([]Domai
 	return out, nil
 }
 
+// PoolHeld is one pool's nodes now, from the capacity state: how many in
+// each state, and how many of them leases hold at the current instant.
+type PoolHeld struct {
+	Pool    string
+	Nodes   int64
+	GPUs    unit.GPUs
+	ITPower unit.Power
+	// ByState counts the nodes by state as Nodes reports them: a node
+	// being wiped after a hand-over is sanitizing. Nodes leases hold are
+	// available: the engine keeps holds in the calendars, not as a state.
+	ByState map[fleet.State]int64
+	// HeldNodes and HeldGPUs are the nodes an allocation holds now, in
+	// any state.
+	HeldNodes int64
+	HeldGPUs  unit.GPUs
+	// FreeNodes and FreeGPUs are the available nodes no allocation holds
+	// now: what a lease starting now could take (before the holdback).
+	FreeNodes int64
+	FreeGPUs  unit.GPUs
+}
+
+// PoolsHeld returns every pool of the nodes in service, by ID, with its
+// nodes by state and those leases hold at the clock's current instant,
+// from memory (no store read). Operators only (tenant.ErrForbidden for
+// others).
+func (e *Engine) PoolsHeld(ctx context.Context, p tenant.Principal) ([]PoolHeld, error) {
+	if err := e.check(ctx, p, tenant.PermNodesRead, "pools.held", "pools", ""); err != nil {
+		return nil, err
+	}
+	now := e.clock.Now()
+	var out []PoolHeld
+	err := e.readCap(ctx, func(c *capState) error {
+		idx := map[string]int{}
+		held := map[int64]bool{}
+		for _, a := range c.allocs {
+			if a.Start.After(now) || !a.End.After(now) {
+				continue
+			}
+			for o := a.NodeFrom; o < a.NodeTo; o++ {
+				held[o] = true
+			}
+		}
+		for o, n := range c.byOrd {
+			id := n.PoolID()
+			i, ok := idx[id]
+			if !ok {
+				i = len(out)
+				idx[id] = i
+				out = append(out, PoolHeld{Pool: id, ByState: map[fleet.State]int64{}})
+			}
+			ph := &out[i]
+			st := n.State
+			if _, ok := c.wiping[o]; ok && schedulable(st) {
+				st = fleet.Sanitizing
+			}
+			ph.Nodes++
+			ph.GPUs += n.GPUs
+			ph.ITPower += n.ITPower
+			ph.ByState[st]++
+			switch {
+			case held[o]:
+				ph.HeldNodes++
+				ph.HeldGPUs += n.GPUs
+			case schedulable(st):
+				ph.FreeNodes++
+				ph.FreeGPUs += n.GPUs
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b PoolHeld) int { return cmp.Compare(a.Pool, b.Pool) })
+	return out, nil
+}
+
 // TimelinePoint is one step of a pool's capacity timeline, in GPUs: the
 // most each use held in any hour of the step, and the least healthy and
 // idle. Past hours have Internal (the owner's measured use) and no
-// Holdback; the current hour and later have Holdback (the forecast
-// reserve) and no Internal. Idle = healthy − internal − holdback −
-// contract − reservation − spot, at least 0.
+// Holdback; the current hour and later have Holdback and no Internal.
+//
+// The bands stack to at most Healthy (see fit): the leases' GPUs stand
+// as held (contract, then reservation, then spot); Internal and Holdback
+// are what they leave at most. So Holdback is the part of the forecast
+// reserve not lent to spot — spot may run on holdback the owner does not
+// use yet, and is reclaimed when the owner's use returns — and Internal,
+// before the current hour, is cut where the owner's use and the leases
+// add up to more than the healthy GPUs counted (today's: nodes since
+// failed or retired held them then; an hour two allocations shared at a
+// hand-over counts both). Idle is the least idle, at most what the other
+// bands leave.
 type TimelinePoint struct {
 	At          time.Time
 	Past        bool // the whole step is before the current hour
@@ -110,7 +197,8 @@ const MaxTimelineHistory = 5 * 366 * 24 * time.Hour
 // hour on it reads the calendars, as Capacity does; before it, the
 // allocations and the owner's demand samples stored. Node health is not
 // recorded over time, so past hours count the pool's healthy GPUs of
-// the current hour. Operators only; bad input (an unknown pool, a step
+// the current hour. Each step's bands stack to at most its healthy GPUs
+// (see TimelinePoint). Operators only; bad input (an unknown pool, a step
 // that is not whole hours, an empty window, from more than
 // MaxTimelineHistory ago, to past the calendars' end, more than
 // MaxCapacityPoints points) is a *valid.Error naming the field.
@@ -209,11 +297,25 @@ func (e *Engine) CapacityTimeline(ctx context.Context, p tenant.Principal, pool 
 				lower(&idle, pc.idle.Min(s, e))
 			}
 			pt.Healthy, pt.Idle = unit.GPUs(max(healthy, 0)), unit.GPUs(max(idle, 0))
+			pt.fit()
 			out = append(out, pt)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// fit cuts pt's bands, in the order they yield, so that they stack to at
+// most pt.Healthy: the leases' GPUs first (contract, reservation, spot:
+// what allocations hold), then the owner's (internal, holdback), then
+// idle. A step's bands are maxima over its hours and its healthy GPUs a
+// minimum, so even hours that each fit may not without the cut.
+func (pt *TimelinePoint) fit() {
+	room := pt.Healthy
+	for _, band := range []*unit.GPUs{&pt.Contract, &pt.Reservation, &pt.Spot, &pt.Internal, &pt.Holdback, &pt.Idle} {
+		*band = max(min(*band, room), 0)
+		room -= *band
+	}
 }
 
 // pastUse is a pool's use over the hours [from, to) before the current

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/store/sqlite"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/unit"
@@ -109,6 +111,107 @@ func TestCapacityTimeline(t *testing.T) {
 		}
 	}
 	if _, err := e.CapacityTimeline(ctx, acmeAdmin(), pool, at(0), at(1), time.Hour); !errors.Is(err, tenant.ErrForbidden) {
+		t.Errorf("tenant: %v, want ErrForbidden", err)
+	}
+}
+
+// Spot runs on holdback the owner does not use: the chart's stack must
+// not rise above healthy, now or in the past, and its holdback band is
+// the part of the holdback spot has not borrowed.
+func TestCapacityTimelineStacksUnderHealthy(t *testing.T) {
+	e, clk := setup(t, sqlite.OpenTest(t), 1_000_000)
+	ctx := context.Background()
+	// 128 GPUs: 64 held back from now, 32 reserved for six hours, and 64
+	// on spot (spot counts the owner's use, not the holdback).
+	if err := e.SetHoldback(ctx, admin, pool, []engine.HoldbackStep{{From: t0, GPUs: 64}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(32, 0, 6)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(10 * time.Minute))
+	if _, err := e.RequestLease(ctx, admin, "beta", spotReq(64, 50, "2m")); err != nil {
+		t.Fatal(err)
+	}
+	// Three hours on, the owner's use measured as 100 GPUs in the hours
+	// gone: more than the leases left of today's healthy GPUs.
+	clk.Set(t0.Add(3 * time.Hour))
+	var samples []demand.Sample
+	for h := range 3 {
+		samples = append(samples, demand.Sample{Pool: pool, Hour: t0.Add(time.Duration(h) * time.Hour), GPUs: 100})
+	}
+	if _, err := e.ImportDemand(ctx, admin, samples); err != nil {
+		t.Fatal(err)
+	}
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	for _, step := range []time.Duration{time.Hour, 2 * time.Hour, 5 * time.Hour} {
+		got, err := e.CapacityTimeline(ctx, admin, pool, at(0), at(10), step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pt := range got {
+			if sum := pt.Internal + pt.Holdback + pt.Contract + pt.Reservation + pt.Spot + pt.Idle; sum > pt.Healthy {
+				t.Errorf("step %s at %s: the bands stack to %d, above %d healthy: %+v", step, pt.At.Format(time.RFC3339), sum, pt.Healthy, pt)
+			}
+		}
+		if step != time.Hour {
+			continue
+		}
+		want := map[int]engine.TimelinePoint{
+			1: {At: at(1), Past: true, Healthy: 128, Internal: 32, Reservation: 32, Spot: 64},
+			4: {At: at(4), Healthy: 128, Holdback: 32, Reservation: 32, Spot: 64},
+			8: {At: at(8), Healthy: 128, Holdback: 64, Spot: 64},
+		}
+		for h, w := range want {
+			if diff := cmp.Diff(w, got[h]); diff != "" {
+				t.Errorf("hour %d (-want +got):\n%s", h, diff)
+			}
+		}
+	}
+}
+
+func TestPoolsHeld(t *testing.T) {
+	e, clk := setup(t, sqlite.OpenTest(t), 1_000_000)
+	ctx := context.Background()
+	if _, err := e.RequestLease(ctx, admin, "acme", reservation(16, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RequestLease(ctx, admin, "beta", reservation(24, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := e.Nodes(ctx, engine.NodeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node no lease holds fails.
+	var down string
+	for _, n := range slices.Backward(nodes) {
+		down = n.Name
+		break
+	}
+	if _, err := e.SetNodeState(ctx, admin, down, fleet.Failed, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w := nodes[0].ITPower
+	want := func(held int64) []engine.PoolHeld {
+		return []engine.PoolHeld{{Pool: pool, Nodes: 16, GPUs: 128, ITPower: 16 * w,
+			ByState:   map[fleet.State]int64{fleet.Available: 15, fleet.Failed: 1},
+			HeldNodes: held, HeldGPUs: unit.GPUs(8 * held), FreeNodes: 15 - held, FreeGPUs: unit.GPUs(8 * (15 - held))}}
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		held int64
+	}{{0, 2}, {time.Hour + time.Minute, 5}, {2 * time.Hour, 3}, {3 * time.Hour, 0}} {
+		clk.Set(t0.Add(tt.at))
+		got, err := e.PoolsHeld(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want(tt.held), got); diff != "" {
+			t.Errorf("at +%s (-want +got):\n%s", tt.at, diff)
+		}
+	}
+	if _, err := e.PoolsHeld(ctx, acmeAdmin()); !errors.Is(err, tenant.ErrForbidden) {
 		t.Errorf("tenant: %v, want ErrForbidden", err)
 	}
 }

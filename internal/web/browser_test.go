@@ -3,11 +3,14 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/engine"
@@ -15,6 +18,7 @@ import (
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/forecast"
 	"github.com/neocloud/neocloud/internal/lease"
+	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/web/browser"
 	"github.com/neocloud/neocloud/internal/web/browser/browsertest"
 )
@@ -119,6 +123,63 @@ func TestBrowser(t *testing.T) {
 		ten.Problems() // the browser logs each 403 and 404 document as a failed load
 	})
 
+	t.Run("forms", func(t *testing.T) {
+		// A tenant-admin of tenant-a (the crawl's keys are viewers) quotes
+		// a reservation, requests it from the quote, then asks for spot
+		// and cancels it, all through the pages' forms.
+		_, secret, err := w.eng.CreateKey(ctx, w.admin, engine.KeyRequest{TenantID: "tenant-a", Role: tenant.TenantAdmin, Name: "browser"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := b.NewTab()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tab.Close()
+		if _, err := tab.SignIn(ctx, w.srv.URL, secret); err != nil {
+			t.Fatal(err)
+		}
+		f := &former{t: t, ctx: ctx, tab: tab, base: w.srv.URL}
+		f.open("/quotes")
+		local := func(at time.Time) string { return at.Format("2006-01-02T15:04") }
+		start := t0.Add(24 * time.Hour)
+		f.fill("#quote-form", map[string]string{"kind": "reservation", "pool": h100, "start": local(start), "end": local(start.Add(24 * time.Hour))},
+			map[string]string{"gpus": "16"})
+		f.submit("#quote-form", "/quotes")
+		if got := f.text("#feasible"); got != "yes" {
+			t.Fatalf("quote: feasible %q, want yes (%s)", got, f.text("#quote-reason"))
+		}
+		if f.text("#total") == "" {
+			t.Error("a feasible quote without its price (#total)")
+		}
+		id := f.submit("#accept", "/leases/")
+		if got := f.text("#kind"); got != "reservation" {
+			t.Errorf("lease %s from the quote: kind %q, want reservation", id, got)
+		}
+		if got := f.text("#gpus"); got != "16" {
+			t.Errorf("lease %s from the quote: %q GPUs, want 16", id, got)
+		}
+		if l, err := w.eng.Lease(ctx, w.admin, id); err != nil || l.TenantID != "tenant-a" || !l.Start.Equal(start) {
+			t.Errorf("lease %s from the quote: %+v, %v; want tenant-a's from %s", id, l, err, start)
+		}
+
+		f.open("/spot")
+		f.fill("#spot-form", map[string]string{"pool": h100}, map[string]string{"gpus": "8", "max_price": "50"})
+		spotID := f.submit("#spot-form", "/leases/")
+		if got := f.text("#kind"); got != "spot" {
+			t.Errorf("lease %s from /spot: kind %q, want spot", spotID, got)
+		}
+		// Cancel it from its page, so that the live events below start
+		// from a fleet without it.
+		f.fill("#cancel", nil, map[string]string{"reason": "browser test"})
+		if got := f.submit("#cancel", "/leases/"); got != spotID {
+			t.Errorf("cancelling %s led to %s", spotID, got)
+		}
+		if got := f.text("#state"); got != "cancelled" && got != "ended" {
+			t.Errorf("spot lease %s after cancel: state %q", spotID, got)
+		}
+	})
+
 	t.Run("live events", func(t *testing.T) {
 		op, ten := tabs["operator"], tabs["tenant-a"]
 		for _, tab := range []*browser.Tab{op, ten} {
@@ -214,6 +275,75 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("tenant-a's /events shows %q: tenants never see the owner's demand", m)
 		}
 	})
+}
+
+// former fills and submits a page's forms in a tab as a person would,
+// failing the test on a page that does not answer 200 or on anything the
+// browser reports.
+type former struct {
+	t    *testing.T
+	ctx  context.Context
+	tab  *browser.Tab
+	base string
+}
+
+func (f *former) problems(step string) {
+	f.t.Helper()
+	if ps := f.tab.Problems(); len(ps) > 0 {
+		f.t.Errorf("%s: the browser reported:\n%s", step, strings.Join(ps, "\n"))
+	}
+}
+
+func (f *former) open(path string) {
+	f.t.Helper()
+	p, err := f.tab.Open(f.ctx, f.base+path)
+	if err != nil || p.Status != 200 {
+		f.t.Fatalf("GET %s: %d, %v", path, p.Status, err)
+	}
+	f.problems(path)
+}
+
+// fill sets the fields of form (a selector) named in set (selects, times)
+// and types typed into the others (inputs) after clearing them.
+func (f *former) fill(form string, set, typed map[string]string) {
+	f.t.Helper()
+	for name, v := range set {
+		if err := f.tab.Do(f.ctx, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`%s [name=%q]`, form, name)), v)); err != nil {
+			f.t.Fatalf("fill %s: set %s to %q: %v", form, name, v, err)
+		}
+	}
+	for name, v := range typed {
+		field := chromedp.CSS(fmt.Sprintf(`%s [name=%q]`, form, name))
+		if err := f.tab.Do(f.ctx, chromedp.Clear(field), chromedp.SendKeys(field, v)); err != nil {
+			f.t.Fatalf("fill %s: type %q into %s: %v", form, v, name, err)
+		}
+	}
+}
+
+// submit clicks form's submit button and checks that the page it leads to
+// answers 200 under path (a prefix); it returns the rest of the path.
+func (f *former) submit(form, path string) string {
+	f.t.Helper()
+	p, err := f.tab.Follow(f.ctx, chromedp.Click(chromedp.CSS(form+` button[type="submit"]`)))
+	if err != nil {
+		f.t.Fatalf("submit %s: %v", form, err)
+	}
+	u, err := url.Parse(p.URL)
+	if err != nil || p.Status != 200 || !strings.HasPrefix(u.Path, path) {
+		f.t.Fatalf("submit %s: %d at %s, want 200 at %s… (%s)", form, p.Status, p.URL, path, f.text("#error"))
+	}
+	f.problems("submit " + form)
+	return strings.TrimPrefix(u.Path, path)
+}
+
+// text is the visible text of the element sel selects, "" when none does.
+func (f *former) text(sel string) string {
+	f.t.Helper()
+	s, err := browser.Eval[string](f.ctx, f.tab, fmt.Sprintf(`(document.querySelector(%q) || {innerText: ""}).innerText.trim()`, sel))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
 }
 
 // seqsShown is a JavaScript expression, true when every event of seqs is

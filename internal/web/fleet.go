@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 
 // fleetEngine is what the fleet and capacity pages read.
 type fleetEngine interface {
-	Pools(ctx context.Context, site string) ([]fleet.Pool, error)
+	PoolsHeld(ctx context.Context, p tenant.Principal) ([]engine.PoolHeld, error)
 	Sites(ctx context.Context) ([]fleet.Site, error)
 	PoolRefs(ctx context.Context, p tenant.Principal) ([]engine.PoolRef, error)
 	PowerByDomain(ctx context.Context, p tenant.Principal) ([]engine.DomainPower, error)
@@ -31,11 +32,20 @@ func (s *Server) fleetRoutes() {
 }
 
 type poolRow struct {
-	ID          string
-	GPUs, Nodes int64
-	ByState     []int64
-	ITMW        string
+	ID                  string
+	GPUs, Nodes         int64
+	Available           int64
+	HeldNodes, HeldGPUs int64
+	FreeNodes, FreeGPUs int64
+	ByState             []int64 // the other states' columns
+	ITMW                string
 }
+
+// fleetStates are the pools table's state columns after available: the
+// states the engine and operators set. Allocated and draining are not
+// set (leases hold nodes in the calendars, not as a state) and get a
+// column only when some node has them (a store written by other tools).
+var fleetStates = []fleet.State{fleet.Sanitizing, fleet.Failed, fleet.Maintenance}
 
 // domainRow is a power domain on the fleet page; the kW figures feed its
 // <meter> bar.
@@ -52,15 +62,16 @@ func mw(p int64) string { return strconv.FormatFloat(float64(p)/1e6, 'f', 1, 64)
 // mw2 is mw with two decimals, for power domains of a few MW.
 func mw2(p unit.Power) string { return strconv.FormatFloat(float64(p)/1e6, 'f', 2, 64) }
 
-// fleet shows the fleet's GPUs and nodes by state per pool, and per power
-// domain the IT power at full load the nodes leases hold now draw, against
-// the domain's budget.
+// fleet shows the fleet's GPUs and nodes per pool, by state and held by
+// leases now, and per power domain the IT power at full load the nodes
+// leases hold now draw, against the domain's budget. It reads the
+// engine's memory, not the store.
 func (s *Server) fleet(w http.ResponseWriter, r *http.Request, p tenant.Principal, v view) {
 	v.Title, v.Page = "Fleet", "fleet"
 	if !s.operatorOnly(w, v, p, tenant.PermNodesRead) {
 		return
 	}
-	pools, err := s.eng.Pools(r.Context(), "")
+	pools, err := s.eng.PoolsHeld(r.Context(), p)
 	if err != nil {
 		s.fail(w, v, err)
 		return
@@ -71,25 +82,44 @@ func (s *Server) fleet(w http.ResponseWriter, r *http.Request, p tenant.Principa
 		return
 	}
 	data := struct {
-		GPUs, Nodes, Failed int64
-		ITMW, AllocatedMW   string
-		States              []fleet.State
-		Pools               []poolRow
-		Domains             []domainRow
-	}{States: fleet.States}
+		GPUs, Nodes, Failed, HeldGPUs int64
+		ITMW, AllocatedMW, HeldPct    string
+		States                        []fleet.State
+		NodeCols                      []string // the nodes' column heads
+		Pools                         []poolRow
+		Domains                       []domainRow
+	}{States: slices.Clone(fleetStates)}
+	for _, st := range fleet.States {
+		if st == fleet.Available || slices.Contains(data.States, st) {
+			continue
+		}
+		if slices.ContainsFunc(pools, func(pl engine.PoolHeld) bool { return pl.ByState[st] > 0 }) {
+			data.States = append(data.States, st)
+		}
+	}
+	data.NodeCols = []string{"all", "available", "held now", "free now"}
+	for _, st := range data.States {
+		data.NodeCols = append(data.NodeCols, string(st))
+	}
 	var it int64
 	for _, pl := range pools {
-		row := poolRow{ID: pl.ID, GPUs: int64(pl.GPUs), Nodes: pl.Nodes, ITMW: mw(int64(pl.ITPower))}
-		for _, st := range fleet.States {
+		row := poolRow{ID: pl.Pool, GPUs: int64(pl.GPUs), Nodes: pl.Nodes, Available: pl.ByState[fleet.Available],
+			HeldNodes: pl.HeldNodes, HeldGPUs: int64(pl.HeldGPUs), FreeNodes: pl.FreeNodes, FreeGPUs: int64(pl.FreeGPUs),
+			ITMW: mw(int64(pl.ITPower))}
+		for _, st := range data.States {
 			row.ByState = append(row.ByState, pl.ByState[st])
 		}
 		data.Pools = append(data.Pools, row)
 		data.GPUs += int64(pl.GPUs)
 		data.Nodes += pl.Nodes
 		data.Failed += pl.ByState[fleet.Failed]
+		data.HeldGPUs += int64(pl.HeldGPUs)
 		it += int64(pl.ITPower)
 	}
 	data.ITMW = mw(it)
+	if data.GPUs > 0 {
+		data.HeldPct = strconv.FormatFloat(100*float64(data.HeldGPUs)/float64(data.GPUs), 'f', 1, 64)
+	}
 	var alloc unit.Power
 	for _, d := range doms {
 		row := domainRow{Site: d.Site, Name: d.Name, Nodes: d.Nodes, AllocatedNodes: d.AllocatedNodes,

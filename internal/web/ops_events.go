@@ -55,6 +55,9 @@ var detailKeys = []string{"kind", "pool", "gpus", "start", "end", "state", "from
 
 const maxDetail = 200
 
+// maxListed is how many names of a list an event's detail shows.
+const maxListed = 3
+
 func viewEvent(e event.Event, operator bool) eventView {
 	v := eventView{Seq: e.Seq, At: e.At.UTC().Format(time.RFC3339), When: e.At.UTC().Format("2006-01-02 15:04:05"),
 		Type: string(e.Type), Tenant: e.TenantID, Lease: e.LeaseID}
@@ -65,7 +68,19 @@ func viewEvent(e event.Event, operator bool) eventView {
 	text := func(raw json.RawMessage) string {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
+			if at, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				return at.UTC().Format("2006-01-02 15:04") // UTC, as the event's time
+			}
 			return s
+		}
+		// A list of names (allocations, nodes): the first few and a
+		// count, with room to wrap, rather than one long JSON token.
+		var list []string
+		if json.Unmarshal(raw, &list) == nil {
+			if len(list) > maxListed {
+				return strings.Join(list[:maxListed], ", ") + fmt.Sprintf(" +%d", len(list)-maxListed)
+			}
+			return strings.Join(list, ", ")
 		}
 		return string(raw)
 	}
@@ -86,9 +101,9 @@ func viewEvent(e event.Event, operator bool) eventView {
 		if !ok || (k == "reason" && !operator) {
 			continue
 		}
-		parts = append(parts, k+"="+text(raw))
+		parts = append(parts, k+": "+text(raw))
 	}
-	v.Detail = strings.Join(parts, " ")
+	v.Detail = strings.Join(parts, " · ")
 	if len(v.Detail) > maxDetail {
 		v.Detail = strings.ToValidUTF8(v.Detail[:maxDetail], "") + "…"
 	}

@@ -76,7 +76,8 @@ func TestOperatorPages(t *testing.T) {
 		forms      int // POST forms an operator-admin sees (sign-out included)
 	}{
 		{"fleet", "/fleet", 200, []string{`id="pools"`, `id="domains"`, `data-domain="lab-1/row-a"`,
-			fmt.Sprintf(`value="%d"`, int64(rowA.Allocated)/1000), fmt.Sprintf(`max="%d"`, int64(rowA.Budget)/1000), `href="/static/ops.css"`}, 1},
+			fmt.Sprintf(`value="%d"`, int64(rowA.Allocated)/1000), fmt.Sprintf(`max="%d"`, int64(rowA.Budget)/1000), `href="/static/ops.css"`,
+			`<tr data-pool="lab-1/H100-SXM">`, `<td class="n held">2</td>`, `id="held-gpus">16<`}, 1},
 		{"capacity now", "/capacity?pool=" + h100 + "&span=7d", 200, []string{`id="series"`, `"healthy":[256,`, `"holdback":[`,
 			`class="chart cap"`, `<optgroup label="lab-1">`, `<option value="lab-1/H100-SXM" selected>`, "168 steps of 1h", `id="earlier"`}, 1},
 		{"capacity past", "/capacity?" + past, 200, []string{`"internal":[100,101,102,`, "96 steps of 1h", "node health is not recorded"}, 1},

@@ -234,6 +234,30 @@ func (t *Tab) Open(ctx context.Context, u string) (Page, error) {
 	return t.page(ctx, resp.Status)
 }
 
+// Do runs chromedp actions in the tab's page (filling a form's fields,
+// say) that do not leave the page.
+func (t *Tab) Do(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := t.scope(ctx)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		return fmt.Errorf("browser: %w", err)
+	}
+	return nil
+}
+
+// Follow runs chromedp actions that load another page (clicking a link
+// or a form's button) and returns that page's document status (after
+// redirects) once it has loaded.
+func (t *Tab) Follow(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) (Page, error) {
+	ctx, cancel := t.scope(ctx)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, actions...)
+	if err != nil {
+		return Page{}, fmt.Errorf("browser: follow: %w", err)
+	}
+	return t.page(ctx, resp.Status)
+}
+
 func (t *Tab) page(ctx context.Context, status int64) (Page, error) {
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {

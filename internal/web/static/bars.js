@@ -7,6 +7,11 @@
 // "below" (negative amounts, such as credits) from zero down.
 (function () {
   "use strict";
+  // The box's content width: uPlot draws to exactly the width it is given.
+  function boxWidth(el) {
+    var cs = window.getComputedStyle(el);
+    return Math.max(320, el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight));
+  }
   if (typeof uPlot === "undefined") return;
   Array.prototype.forEach.call(document.querySelectorAll(".chart.bars[data-source]"), function (box) {
     var el = document.getElementById(box.getAttribute("data-source"));
@@ -38,7 +43,7 @@
         value: function (u, v, si, idx) { return idx == null ? "-" : s.values[idx].toLocaleString(); } });
     });
     var opts = {
-      width: Math.max(600, box.clientWidth), height: 320, series: series,
+      width: boxWidth(box), height: 320, series: series,
       axes: [{}, { label: d.unit || "", size: 90 }],
       scales: {
         x: { time: true, range: function (u, min, max) { var pad = (d.t.length > 1 ? (d.t[1] - d.t[0]) : 86400 * 30) / 2; return [min - pad, max + pad]; } },
@@ -49,7 +54,7 @@
     };
     var plot = new uPlot(opts, data, box);
     window.addEventListener("resize", function () {
-      plot.setSize({ width: Math.max(600, box.clientWidth), height: 320 });
+      plot.setSize({ width: boxWidth(box), height: 320 });
     });
   });
 })();

@@ -6,6 +6,11 @@
 // the step. (pick.js makes the pool selector submit its form.)
 (function () {
   "use strict";
+  // The box's content width: uPlot draws to exactly the width it is given.
+  function boxWidth(el) {
+    var cs = window.getComputedStyle(el);
+    return Math.max(320, el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight));
+  }
   var el = document.getElementById("series");
   var box = document.getElementById("chart");
   if (!el || !box || typeof uPlot === "undefined") return;
@@ -60,7 +65,7 @@
   }
 
   var opts = {
-    width: Math.max(600, box.clientWidth), height: 380, series: series, bands: bands,
+    width: boxWidth(box), height: 380, series: series, bands: bands,
     axes: [{}, { label: "GPUs", size: 70 }], scales: { x: { time: true } },
     cursor: { drag: { x: true, y: false, setScale: false } },
     hooks: {
@@ -70,6 +75,6 @@
   };
   var plot = new uPlot(opts, data, box);
   window.addEventListener("resize", function () {
-    plot.setSize({ width: Math.max(600, box.clientWidth), height: 380 });
+    plot.setSize({ width: boxWidth(box), height: 380 });
   });
 })();

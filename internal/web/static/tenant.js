@@ -2,6 +2,11 @@
 // usage chart (uPlot) drawn from the JSON the server put in
 // #usage-series: GPU-hours held, metered and used per step.
 (function () {
+  // The box's content width: uPlot draws to exactly the width it is given.
+  function boxWidth(el) {
+    var cs = window.getComputedStyle(el);
+    return Math.max(320, el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight));
+  }
   // A form marked data-once disables its buttons when submitted, so that
   // a double click sends one request (the server also answers a replayed
   // form token with the lease it already made).
@@ -17,7 +22,7 @@
   var d = JSON.parse(el.textContent);
   var data = [d.t, d.held, d.metered, d.used];
   var opts = {
-    width: Math.max(600, box.clientWidth - 20), height: 320,
+    width: boxWidth(box), height: 320,
     series: [{},
       { label: "held GPU-h", stroke: "#0072B2", fill: "#0072B233", width: 1 },
       { label: "metered GPU-h", stroke: "#009E73", width: 1 },
