@@ -390,17 +390,13 @@ func (f *monthFacts) availability(l lease.Lease, start, end time.Time) int64 {
 		return x
 	}
 	for _, a := range f.allocs[l.ID] {
-		s, t := later(a.Start, start), earlier(a.End, end)
 		g := f.gpus[a.ID]
-		for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
-			at(h).Held += g * earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
-		}
+		byHour(later(a.Start, start), earlier(a.End, end), func(h time.Time, ms int64) { at(h).Held += g * ms })
 	}
 	for _, seg := range l.Segments() {
-		s, t := later(seg.Start, start), earlier(seg.End, end)
-		for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
-			at(h).Committed += int64(seg.GPUs) * earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
-		}
+		byHour(later(seg.Start, start), earlier(seg.End, end), func(h time.Time, ms int64) {
+			at(h).Committed += int64(seg.GPUs) * ms
+		})
 	}
 	for _, r := range f.unhealthy[l.ID] {
 		x := at(time.UnixMilli(r.Hour).UTC())

@@ -254,14 +254,37 @@ func (e *Engine) heldByHour(ctx context.Context, id string, from, to time.Time) 
 				continue
 			}
 			gpus := c.runGPUs(a.NodeFrom, a.NodeTo)
-			for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
-				ms := earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
-				out[h] += gpus * ms
-			}
+			byHour(s, t, func(h time.Time, ms int64) { out[h] += gpus * ms })
 		}
 		return nil
 	})
 	return out, err
+}
+
+// byHour calls f with each UTC hour that [s, t) touches, in order, and
+// the milliseconds of [s, t) in it (msBetween); never when t is not after
+// s.
+func byHour(s, t time.Time, f func(h time.Time, ms int64)) {
+	if !s.Before(t) {
+		return
+	}
+	for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
+		f(h, msBetween(later(h, s), earlier(h.Add(time.Hour), t)))
+	}
+}
+
+// msBetween returns the milliseconds from s to t: the difference of their
+// Unix milliseconds, each instant counted from the millisecond that holds
+// it, as the meter's spans count an allocation. Instants carry the clock's
+// sub-millisecond part (a live clock's, or a replacement's start at the
+// instant a node failed), and the store keeps microseconds. Truncating
+// each interval's length instead would lose up to a millisecond at every
+// instant that splits an hour: an allocation ended there and its
+// replacement started there would together hold 1 ms less than the hour,
+// for every GPU of the run, and the SLA would report that as an episode
+// short of the commitment. Differences of the same grid add up exactly.
+func msBetween(s, t time.Time) int64 {
+	return t.UnixMilli() - s.UnixMilli()
 }
 
 func later(a, b time.Time) time.Time {
@@ -312,10 +335,9 @@ func (e *Engine) SLA(ctx context.Context, p tenant.Principal, leaseID string, mo
 		at(h).Held += ms
 	}
 	for _, seg := range l.Segments() {
-		s, t := later(seg.Start, start), earlier(seg.End, end)
-		for h := s.Truncate(time.Hour); h.Before(t); h = h.Add(time.Hour) {
-			at(h).Committed += int64(seg.GPUs) * earlier(h.Add(time.Hour), t).Sub(later(h, s)).Milliseconds()
-		}
+		byHour(later(seg.Start, start), earlier(seg.End, end), func(h time.Time, ms int64) {
+			at(h).Committed += int64(seg.GPUs) * ms
+		})
 	}
 	rows, err := e.store.UsageRows(ctx, UsageFilter{From: start, To: end, LeaseID: leaseID})
 	if err != nil {

@@ -155,7 +155,9 @@ func (s *Server) leases(w http.ResponseWriter, r *http.Request, p tenant.Princip
 	s.render(w, status, "leases", v)
 }
 
-type termRow struct{ Key, Value string }
+// termRow is one term of a price plan; Exact, when set, is the exact
+// amount behind a Value rounded for reading (a tooltip).
+type termRow struct{ Key, Value, Exact string }
 
 type leaseStepRow struct {
 	From, To string
@@ -366,29 +368,33 @@ func leaseSLAOf(s meter.SLA) *leaseSLAView {
 
 // planTermRows describes a price plan in words, one term a row.
 func planTermRows(p billing.Plan) []termRow {
-	rows := []termRow{{"Kind", string(p.Kind)}, {"Currency", p.Currency}}
+	rows := []termRow{{Key: "Kind", Value: string(p.Kind)}, {Key: "Currency", Value: p.Currency}}
 	if f := p.Fee; f != nil {
 		switch f.Basis {
 		case billing.PerMonth:
-			rows = append(rows, termRow{"Fee", moneyText(f.Rate) + " per month (prorated by the hour)"})
+			fee, exact := amountText(f.Rate)
+			rows = append(rows, termRow{"Fee", fee + " per month (prorated by the hour)", exact})
 		case billing.PerGPUHour:
-			rows = append(rows, termRow{"Fee", moneyText(f.Rate) + " per committed GPU-hour"})
+			rows = append(rows, termRow{Key: "Fee", Value: rateText(f.Rate) + " per committed GPU-hour"})
 		case billing.PerMWMonth:
-			rows = append(rows, termRow{"Fee", fmt.Sprintf("%s per MW-month on %s MW", moneyText(f.Rate), strconv.FormatFloat(f.Power.MW(), 'f', -1, 64))})
+			fee, exact := amountText(f.Rate)
+			rows = append(rows, termRow{"Fee", fmt.Sprintf("%s per MW-month on %s MW", fee, strconv.FormatFloat(f.Power.MW(), 'f', -1, 64)), exact})
 		}
 	}
 	for _, dc := range p.Discounts {
-		off := moneyText(dc.Amount) + " off"
+		row := termRow{Key: "Discount " + dc.Month.UTC().Format("2006-01")}
+		row.Value, row.Exact = amountText(dc.Amount)
+		row.Value += " off"
 		if dc.BasisPoints > 0 {
-			off = bpPercent(dc.BasisPoints) + "% off"
+			row.Value, row.Exact = bpPercent(dc.BasisPoints)+"% off", ""
 		}
-		rows = append(rows, termRow{"Discount " + dc.Month.UTC().Format("2006-01"), off})
+		rows = append(rows, row)
 	}
 	if rt := p.Reservation; rt != nil {
-		rows = append(rows, termRow{"Reservation", moneyText(rt.Rate) + " per GPU-hour, billed " + string(rt.Billing)})
+		rows = append(rows, termRow{Key: "Reservation", Value: rateText(rt.Rate) + " per GPU-hour, billed " + string(rt.Billing)})
 	}
 	if e := p.Energy; e != nil {
-		rows = append(rows, termRow{"Energy", fmt.Sprintf("metered IT energy × PUE %d.%03d × %s per kWh", e.PUEMilli/1000, e.PUEMilli%1000, moneyText(e.Tariff))})
+		rows = append(rows, termRow{Key: "Energy", Value: fmt.Sprintf("metered IT energy × PUE %d.%03d × %s per kWh", e.PUEMilli/1000, e.PUEMilli%1000, rateText(e.Tariff))})
 	}
 	if t := p.SLA; t != nil {
 		txt := "target " + trimPercent(ppmPercent(t.TargetPPM)) + "%"
@@ -398,10 +404,10 @@ func planTermRows(p billing.Plan) []termRow {
 		if t.CapBP > 0 {
 			txt += fmt.Sprintf("; capped at %s%% of the fee", bpPercent(t.CapBP))
 		}
-		rows = append(rows, termRow{"SLA", txt})
+		rows = append(rows, termRow{Key: "SLA", Value: txt})
 	}
 	if p.Kind == lease.Spot {
-		rows = append(rows, termRow{"Spot", "the notice tier's spot price per GPU-hour, hour by hour"})
+		rows = append(rows, termRow{Key: "Spot", Value: "the notice tier's spot price per GPU-hour, hour by hour"})
 	}
 	return rows
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/engine"
@@ -34,23 +33,8 @@ type revenueRow struct {
 // usd formats micros rounded to cents (half-even) with thousands
 // separators: 1,250,000,000.00.
 func usd(micros int64) string {
-	s := money.Format(money.USD(micros).RoundCents().Micros)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	whole, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i := range len(whole) {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte(whole[i])
-	}
-	b.WriteByte('.')
-	b.WriteString((frac + "00")[:2])
-	return b.String()
+	// Rounded to cents, Format gives exactly two fraction digits.
+	return groupThousands(money.Format(money.USD(micros).RoundCents().Micros))
 }
 
 // monthStart returns the first instant of t's UTC month.

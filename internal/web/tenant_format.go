@@ -63,10 +63,57 @@ func ppmPercent(ppm int64) string {
 
 // moneyText formats money with its currency.
 func moneyText(m money.Money) string {
-	if m.Currency == "" {
-		return money.Format(m.Micros)
+	return withCurrency(money.Format(m.Micros), m.Currency)
+}
+
+// rateText formats a price per unit (per GPU-hour, per kWh) with
+// thousands separators and every fraction digit it has (at least two): a
+// rate multiplies, so its sub-cent digits are part of the terms.
+func rateText(m money.Money) string {
+	return withCurrency(groupThousands(money.Format(m.Micros)), m.Currency)
+}
+
+// amountText formats an amount (a monthly fee, a discount) for reading:
+// rounded to cents (half-even, as invoice lines are), with thousands
+// separators and its currency. exact is the amount to the micro-unit, for
+// a tooltip, when that rounding dropped digits; "" otherwise.
+func amountText(m money.Money) (text, exact string) {
+	c := m.RoundCents()
+	text = withCurrency(groupThousands(money.Format(c.Micros)), m.Currency)
+	if c.Micros != m.Micros {
+		exact = rateText(m)
 	}
-	return money.Format(m.Micros) + " " + m.Currency
+	return text, exact
+}
+
+func withCurrency(amount, currency string) string {
+	if currency == "" {
+		return amount
+	}
+	return amount + " " + currency
+}
+
+// groupThousands puts a comma between every three digits of a decimal
+// amount's whole part ("-1234567.891" → "-1,234,567.891").
+func groupThousands(s string) string {
+	sign, digits := "", s
+	if strings.HasPrefix(s, "-") {
+		sign, digits = "-", s[1:]
+	}
+	whole, frac, dot := strings.Cut(digits, ".")
+	var b strings.Builder
+	b.WriteString(sign)
+	for i := range len(whole) {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(whole[i])
+	}
+	if dot {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String()
 }
 
 // formAnswer maps an error of a form's command to the status and message the

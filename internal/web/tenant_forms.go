@@ -59,7 +59,7 @@ func (f leaseForm) Hidden() []termRow {
 	vals := f.values()
 	for _, k := range leaseFormFields {
 		if val := vals.Get(k); val != "" {
-			out = append(out, termRow{k, val})
+			out = append(out, termRow{Key: k, Value: val})
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/clock"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -502,5 +503,79 @@ func TestHealthMarks(t *testing.T) {
 				t.Errorf("GET %s: shows %q", tt.path, s)
 			}
 		}
+	}
+}
+
+// A plan's terms read as the rest of the dashboard's money does: amounts
+// (a monthly fee, a discount) to the cent with thousands separators, the
+// exact amount in a tooltip when the cents dropped digits; rates (per
+// GPU-hour, per kWh) with every digit they have.
+func TestLeasePlanReadsWell(t *testing.T) {
+	t.Parallel()
+	w := newTenantWorld(t)
+	ctx := context.Background()
+	res, err := w.eng.RequestLease(ctx, w.admin, "tenant-a", lease.Request{Kind: lease.Contract, Pool: w.pool,
+		Start: t0.Add(72 * time.Hour), End: t0.AddDate(0, 3, 0), GPUs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd := func(s string) money.Money {
+		m, err := money.ParseMicros(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return money.USD(m)
+	}
+	month := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	a := w.browser(t)
+	w.signIn(t, a, w.keys["tenant-a"])
+	for _, tt := range []struct {
+		name      string
+		plan      billing.Plan
+		want, not []string
+	}{
+		{
+			name: "monthly fee with sub-cent digits",
+			plan: billing.Plan{Kind: lease.Contract, Currency: "USD", Fee: &billing.Fee{Basis: billing.PerMonth, Rate: usd("210735837.101509")},
+				Discounts: []billing.Discount{{Month: t0, BasisPoints: 2000}, {Month: month, Amount: usd("1234567.891")}}},
+			want: []string{"210,735,837.10 USD per month (prorated by the hour)", `title="exactly 210,735,837.101509 USD"`,
+				"20% off", "1,234,567.89 USD off", `title="exactly 1,234,567.891 USD"`},
+			not: []string{"210735837", "1234567"},
+		},
+		{
+			name: "monthly fee in whole cents",
+			plan: billing.Plan{Kind: lease.Contract, Currency: "USD", Fee: &billing.Fee{Basis: billing.PerMonth, Rate: usd("40000000000")}},
+			want: []string{"40,000,000,000.00 USD per month"},
+			not:  []string{`title="exactly`},
+		},
+		{
+			name: "rates keep their digits",
+			plan: billing.Plan{Kind: lease.Contract, Currency: "USD", Fee: &billing.Fee{Basis: billing.PerGPUHour, Rate: usd("1234.5678")},
+				Energy: &billing.Energy{PUEMilli: 1250, Tariff: usd("0.0825")}},
+			want: []string{"1,234.5678 USD per committed GPU-hour", "× 0.0825 USD per kWh"},
+			not:  []string{`title="exactly`},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := w.eng.SetPlan(ctx, w.admin, res.Lease.ID, tt.plan); err != nil {
+				t.Fatal(err)
+			}
+			code, body, _ := get(t, a, w.srv.URL+"/leases/"+res.Lease.ID)
+			if code != 200 {
+				t.Fatalf("GET lease: %d\n%s", code, body)
+			}
+			plan := body[strings.Index(body, `id="plan"`):]
+			plan = plan[:strings.Index(plan, "</table>")]
+			for _, s := range tt.want {
+				if !strings.Contains(plan, s) {
+					t.Errorf("plan: no %q in\n%s", s, plan)
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(plan, s) {
+					t.Errorf("plan: shows %q in\n%s", s, plan)
+				}
+			}
+		})
 	}
 }
