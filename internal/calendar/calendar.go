@@ -16,38 +16,44 @@ import (
 // Leaves past slots are padding: every operation clamps its range to
 // [0, slots) and only reads a node's summary when the node lies wholly
 // inside the range, so padding never reaches a result.
+//
+// A node's summaries and pending delta sit side by side (24 bytes): a
+// walk reads each node it visits from one cache line, where three arrays
+// cost up to three; queries are bound by cache misses, not arithmetic.
 type Calendar struct {
 	origin time.Time
 	slots  int
 	size   int
-	// mins[n] and maxs[n] are the least and greatest values under node n,
-	// counting the deltas added at n and below it but not those pending at
-	// its ancestors: the true value is mins[n] plus the adds on n's path to
-	// the root.
-	mins []int64
-	maxs []int64
-	// adds[n] is the delta pending for every slot under internal node n.
-	// Leaves need none; theirs is folded into mins and maxs.
-	adds []int64
+	t      []node
+}
+
+// node is one node of the tree. min and max are the least and greatest
+// values under it, counting the deltas added at it and below it but not
+// those pending at its ancestors: the true value is min plus the adds on
+// its path to the root. add is the delta pending for every slot under an
+// internal node; a leaf's is always 0, folded into min and max.
+type node struct {
+	min, max, add int64
 }
 
 // New returns a calendar of slots hourly slots, all 0, starting at origin
 // truncated to the UTC hour. It panics if slots <= 0.
 //
-// Memory is 20 bytes per leaf of the padded tree: 43,800 slots (five years)
-// pad to 65,536 leaves and take 2.5 MiB.
+// Memory is 48 bytes per leaf of the padded tree: 43,800 slots (five years)
+// pad to 65,536 leaves and take 3 MiB.
 func New(origin time.Time, slots int) *Calendar {
 	if slots <= 0 {
 		panic(fmt.Sprintf("calendar: New with %d slots, want at least 1", slots))
 	}
 	size := 1 << bits.Len(uint(slots-1))
+	if bits.Len(uint(size)) > maxLevels {
+		panic(fmt.Sprintf("calendar: New with %d slots, want at most 2^%d", slots, maxLevels))
+	}
 	return &Calendar{
 		origin: origin.UTC().Truncate(time.Hour),
 		slots:  slots,
 		size:   size,
-		mins:   make([]int64, 2*size),
-		maxs:   make([]int64, 2*size),
-		adds:   make([]int64, size),
+		t:      make([]node, 2*size),
 	}
 }
 
@@ -130,17 +136,19 @@ func (c *Calendar) Add(from, to int, delta int64) {
 
 // apply adds delta to every slot under node n.
 func (c *Calendar) apply(n int, delta int64) {
-	c.mins[n] += delta
-	c.maxs[n] += delta
+	t := &c.t[n]
+	t.min += delta
+	t.max += delta
 	if n < c.size {
-		c.adds[n] += delta
+		t.add += delta
 	}
 }
 
 // pull recomputes the summaries of internal node n from its children.
 func (c *Calendar) pull(n int) {
-	c.mins[n] = min(c.mins[2*n], c.mins[2*n+1]) + c.adds[n]
-	c.maxs[n] = max(c.maxs[2*n], c.maxs[2*n+1]) + c.adds[n]
+	t, l, r := &c.t[n], &c.t[2*n], &c.t[2*n+1]
+	t.min = min(l.min, r.min) + t.add
+	t.max = max(l.max, r.max) + t.add
 }
 
 // At returns the value of slot. It panics if slot is outside [0, Slots).
@@ -149,9 +157,9 @@ func (c *Calendar) At(slot int) int64 {
 		panic(fmt.Sprintf("calendar: At(%d) outside [0, %d)", slot, c.slots))
 	}
 	n := c.size + slot
-	v := c.mins[n]
+	v := c.t[n].min
 	for n >>= 1; n > 0; n >>= 1 {
-		v += c.adds[n]
+		v += c.t[n].add
 	}
 	return v
 }
@@ -164,7 +172,7 @@ func (c *Calendar) Min(from, to int) int64 {
 	if from >= to {
 		return math.MaxInt64
 	}
-	return -c.extreme(c.mins, from, to, -1)
+	return c.minOf(from, to)
 }
 
 // Max returns the greatest value over [from, to), clamped to [0, Slots). It
@@ -175,58 +183,207 @@ func (c *Calendar) Max(from, to int) int64 {
 	if from >= to {
 		return math.MinInt64
 	}
-	return c.extreme(c.maxs, from, to, 1)
+	return c.maxOf(from, to)
 }
 
-// extreme returns the greatest of sign × the values over the non-empty,
-// in-range [from, to), from the summaries v (mins with sign -1, maxs with
-// 1), bottom up: the nodes that tile the range are read from the two ends
-// upward. A node's summary leaves out the adds pending at its ancestors;
-// the parent of a node taken at the left end holds slot from-1 (its left
-// sibling does), so every ancestor of such a node is one of slot from-1,
-// and those adds are added level by level as the walk climbs; likewise
-// slot to for the right end.
-func (c *Calendar) extreme(v []int64, from, to int, sign int64) int64 {
+// maxOf returns the greatest value over the non-empty, in-range
+// [from, to), bottom up: the nodes that tile the range are read from the
+// two ends upward. A node's summary leaves out the adds pending at its
+// ancestors; the parent of a node taken at the left end holds slot from-1
+// (its left sibling does), so every ancestor of such a node is one of slot
+// from-1, and those adds are added level by level as the walk climbs;
+// likewise slot to for the right end. minOf is the same for the least.
+func (c *Calendar) maxOf(from, to int) int64 {
 	const none = math.MinInt64
 	left, right := int64(none), int64(none)
-	// lb and rb climb from the leaves of slots from-1 and to; 0 (whose add
-	// is always 0) when that slot is outside the tree, where no node is
-	// taken on that side below the root.
-	lb, rb := 0, 0
+	lb, rb := c.bounds(from, to)
+	t := c.t
+	l, r := from+c.size, to+c.size
+	for l < r {
+		if l&1 == 1 {
+			left = max(left, t[l].max)
+			l++
+		}
+		if r&1 == 1 {
+			r--
+			right = max(right, t[r].max)
+		}
+		l, r, lb, rb = l>>1, r>>1, lb>>1, rb>>1
+		if left != none {
+			left += t[lb].add
+		}
+		if right != none {
+			right += t[rb].add
+		}
+	}
+	for lb > 1 || rb > 1 {
+		lb, rb = lb>>1, rb>>1
+		if left != none {
+			left += t[lb].add
+		}
+		if right != none {
+			right += t[rb].add
+		}
+	}
+	return max(left, right)
+}
+
+func (c *Calendar) minOf(from, to int) int64 {
+	const none = math.MaxInt64
+	left, right := int64(none), int64(none)
+	lb, rb := c.bounds(from, to)
+	t := c.t
+	l, r := from+c.size, to+c.size
+	for l < r {
+		if l&1 == 1 {
+			left = min(left, t[l].min)
+			l++
+		}
+		if r&1 == 1 {
+			r--
+			right = min(right, t[r].min)
+		}
+		l, r, lb, rb = l>>1, r>>1, lb>>1, rb>>1
+		if left != none {
+			left += t[lb].add
+		}
+		if right != none {
+			right += t[rb].add
+		}
+	}
+	for lb > 1 || rb > 1 {
+		lb, rb = lb>>1, rb>>1
+		if left != none {
+			left += t[lb].add
+		}
+		if right != none {
+			right += t[rb].add
+		}
+	}
+	return min(left, right)
+}
+
+// bounds returns the leaves of slots from-1 and to, from which maxOf and
+// minOf climb the paths whose adds they count; 0 (whose add is always 0)
+// for a slot outside the tree, where no node is taken on that side below
+// the root.
+func (c *Calendar) bounds(from, to int) (lb, rb int) {
 	if from > 0 {
 		lb = from - 1 + c.size
 	}
 	if to < c.size {
 		rb = to + c.size
 	}
+	return lb, rb
+}
+
+// maxLevels bounds a tree's levels below the root: 2^maxLevels leaves is
+// far more slots than memory holds.
+const maxLevels = 48
+
+// Span is a read of a range of a calendar: its greatest value, and the
+// nodes that tile the range with the adds pending above each, so that
+// LastAbove finds the last slot above a limit without walking the range's
+// ends again. PowerShift-like searches ask for the greatest value and then
+// for the last slot above a limit that depends on it. Fill one with
+// Calendar.Span; it is valid until the calendar changes.
+type Span struct {
+	c           *Calendar
+	max         int64
+	nl, nr      int
+	left, right [maxLevels]spanNode // taken left to right, and right to left
+}
+
+type spanNode struct {
+	n   int32 // node
+	acc int64 // adds pending at its ancestors
+}
+
+// Span reads [from, to), clamped to [0, Slots), into sp and returns its
+// greatest value, math.MinInt64 when the clamped range is empty (as Max).
+func (c *Calendar) Span(from, to int, sp *Span) int64 {
+	from, to = c.clamp(from, to)
+	sp.c, sp.nl, sp.nr, sp.max = c, 0, 0, math.MinInt64
+	if from >= to {
+		return sp.max
+	}
+	// As maxOf, noting each node taken with the adds counted so far on
+	// its side's path: those below it. The adds above it are the path's
+	// total less those.
+	lb, rb := c.bounds(from, to)
+	t := c.t
+	var pl, pr int64
 	l, r := from+c.size, to+c.size
 	for l < r {
 		if l&1 == 1 {
-			left = max(left, sign*v[l])
+			sp.left[sp.nl] = spanNode{int32(l), pl}
+			sp.nl++
 			l++
 		}
 		if r&1 == 1 {
 			r--
-			right = max(right, sign*v[r])
+			sp.right[sp.nr] = spanNode{int32(r), pr}
+			sp.nr++
 		}
 		l, r, lb, rb = l>>1, r>>1, lb>>1, rb>>1
-		if left != none {
-			left += sign * c.adds[lb]
-		}
-		if right != none {
-			right += sign * c.adds[rb]
-		}
+		pl += t[lb].add
+		pr += t[rb].add
 	}
 	for lb > 1 || rb > 1 {
 		lb, rb = lb>>1, rb>>1
-		if left != none {
-			left += sign * c.adds[lb]
-		}
-		if right != none {
-			right += sign * c.adds[rb]
+		pl += t[lb].add
+		pr += t[rb].add
+	}
+	m := int64(math.MinInt64)
+	for i := range sp.nl {
+		e := &sp.left[i]
+		e.acc = pl - e.acc
+		m = max(m, t[e.n].max+e.acc)
+	}
+	for i := range sp.nr {
+		e := &sp.right[i]
+		e.acc = pr - e.acc
+		m = max(m, t[e.n].max+e.acc)
+	}
+	sp.max = m
+	return m
+}
+
+// Max returns the greatest value of the range read, as Calendar.Max.
+func (sp *Span) Max() int64 { return sp.max }
+
+// LastAbove returns the last slot of the range read whose value is >
+// limit, or -1 if there is none, as Calendar.LastAbove.
+func (sp *Span) LastAbove(limit int64) int {
+	if sp.max <= limit {
+		return -1
+	}
+	t := sp.c.t
+	for i := range sp.nr {
+		if e := sp.right[i]; t[e.n].max+e.acc > limit {
+			return sp.c.lastOver(int(e.n), e.acc, limit)
 		}
 	}
-	return max(left, right)
+	for i := sp.nl - 1; i >= 0; i-- {
+		if e := sp.left[i]; t[e.n].max+e.acc > limit {
+			return sp.c.lastOver(int(e.n), e.acc, limit)
+		}
+	}
+	return -1
+}
+
+// lastOver returns the last slot under node n, whose ancestors add acc to
+// it and which holds a value > limit, whose value is > limit.
+func (c *Calendar) lastOver(n int, acc, limit int64) int {
+	t := c.t
+	for n < c.size {
+		acc += t[n].add
+		n = 2*n + 1
+		if t[n].max+acc <= limit {
+			n--
+		}
+	}
+	return n - c.size
 }
 
 // FirstBelow returns the first slot s in [from, to), clamped to [0, Slots),
@@ -240,24 +397,24 @@ func (c *Calendar) FirstBelow(from, to int, limit int64) int {
 }
 
 // firstBelow searches node n, whose ancestors add acc to it. Comparing
-// mins[n]+acc, a true value, with limit rather than mins[n] with limit-acc
+// its min+acc, a true value, with limit rather than min with limit-acc
 // keeps the comparison free of overflow at any limit.
 func (c *Calendar) firstBelow(n, lo, hi, from, to int, limit, acc int64) int {
 	if from <= lo && hi <= to {
-		if c.mins[n]+acc >= limit {
+		if c.t[n].min+acc >= limit {
 			return -1
 		}
 		// The answer is under n: take the leftmost child that holds one.
 		for n < c.size {
-			acc += c.adds[n]
+			acc += c.t[n].add
 			n *= 2
-			if c.mins[n]+acc >= limit {
+			if c.t[n].min+acc >= limit {
 				n++
 			}
 		}
 		return n - c.size
 	}
-	acc += c.adds[n]
+	acc += c.t[n].add
 	mid := lo + (hi-lo)/2
 	if from < mid {
 		if s := c.firstBelow(2*n, lo, mid, from, to, limit, acc); s >= 0 {
@@ -274,19 +431,19 @@ func (c *Calendar) firstBelow(n, lo, hi, from, to int, limit, acc int64) int {
 // whose value is < limit, or -1.
 func (c *Calendar) lastBelow(n, lo, hi, from, to int, limit, acc int64) int {
 	if from <= lo && hi <= to {
-		if c.mins[n]+acc >= limit {
+		if c.t[n].min+acc >= limit {
 			return -1
 		}
 		for n < c.size {
-			acc += c.adds[n]
+			acc += c.t[n].add
 			n = 2*n + 1
-			if c.mins[n]+acc >= limit {
+			if c.t[n].min+acc >= limit {
 				n--
 			}
 		}
 		return n - c.size
 	}
-	acc += c.adds[n]
+	acc += c.t[n].add
 	mid := lo + (hi-lo)/2
 	if to > mid {
 		if s := c.lastBelow(2*n+1, mid, hi, from, to, limit, acc); s >= 0 {
@@ -325,19 +482,19 @@ func (c *Calendar) LastAbove(from, to int, limit int64) int {
 // whose value is >= limit, or -1.
 func (c *Calendar) lastAtLeast(n, lo, hi, from, to int, limit, acc int64) int {
 	if from <= lo && hi <= to {
-		if c.maxs[n]+acc < limit {
+		if c.t[n].max+acc < limit {
 			return -1
 		}
 		for n < c.size {
-			acc += c.adds[n]
+			acc += c.t[n].add
 			n = 2*n + 1
-			if c.maxs[n]+acc < limit {
+			if c.t[n].max+acc < limit {
 				n--
 			}
 		}
 		return n - c.size
 	}
-	acc += c.adds[n]
+	acc += c.t[n].add
 	mid := lo + (hi-lo)/2
 	if to > mid {
 		if s := c.lastAtLeast(2*n+1, mid, hi, from, to, limit, acc); s >= 0 {
@@ -354,19 +511,19 @@ func (c *Calendar) lastAtLeast(n, lo, hi, from, to int, limit, acc int64) int {
 // whose value is >= limit, or -1.
 func (c *Calendar) firstAtLeast(n, lo, hi, from, to int, limit, acc int64) int {
 	if from <= lo && hi <= to {
-		if c.maxs[n]+acc < limit {
+		if c.t[n].max+acc < limit {
 			return -1
 		}
 		for n < c.size {
-			acc += c.adds[n]
+			acc += c.t[n].add
 			n *= 2
-			if c.maxs[n]+acc < limit {
+			if c.t[n].max+acc < limit {
 				n++
 			}
 		}
 		return n - c.size
 	}
-	acc += c.adds[n]
+	acc += c.t[n].add
 	mid := lo + (hi-lo)/2
 	if from < mid {
 		if s := c.firstAtLeast(2*n, lo, mid, from, to, limit, acc); s >= 0 {
@@ -414,8 +571,6 @@ func (c *Calendar) EarliestFit(from, before, length int, need int64) (start int,
 // what-if quotes that must not touch the live calendar.
 func (c *Calendar) Clone() *Calendar {
 	d := *c
-	d.mins = slices.Clone(c.mins)
-	d.maxs = slices.Clone(c.maxs)
-	d.adds = slices.Clone(c.adds)
+	d.t = slices.Clone(c.t)
 	return &d
 }

@@ -337,7 +337,7 @@ type op struct {
 	value            int64
 }
 
-const kinds = 9
+const kinds = 10
 
 // apply runs o on c and r and describes the first disagreement, or returns
 // "" when they agree. c and r may be replaced (Clone).
@@ -363,6 +363,11 @@ func apply(c **calendar.Calendar, r *ref, o op) string {
 		got, want = [2]any{s, ok}, [2]any{ws, wok}
 	case 8:
 		got, want = cal.LastAbove(o.from, o.to, o.value), rf.last(o.from, o.to, func(v int64) bool { return v > o.value })
+	case 9:
+		var sp calendar.Span
+		m := cal.Span(o.from, o.to, &sp)
+		got = [3]int64{m, sp.Max(), int64(sp.LastAbove(o.value))}
+		want = [3]int64{rf.max(o.from, o.to), rf.max(o.from, o.to), int64(rf.last(o.from, o.to, func(v int64) bool { return v > o.value }))}
 	case 7:
 		// Continue on a clone, leaving the original to check afterwards
 		// that the clone's changes did not reach it.

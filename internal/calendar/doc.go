@@ -13,7 +13,10 @@
 // pending adds down, so queries do not write: any number of goroutines may
 // query a Calendar at once, but Add needs exclusive access. Add, Min and
 // Max walk the tree bottom up from the range's two ends, without
-// recursion; the searches walk it top down. The engine, the
+// recursion; the searches walk it top down. A Span keeps such a walk's
+// nodes, for a search of the same range that depends on its greatest
+// value. A node's summaries and pending add sit side by side, so that
+// a walk reads one cache line per node it visits. The engine, the
 // single writer, owns each calendar and hands out Clones for what-if quotes.
 //
 // Values are not checked for overflow. A calendar is exact as long as, for

@@ -81,12 +81,12 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 	if r.Kind == lease.Spot {
 		c.resolveSpot(now, p, r, &l, &e)
 	}
-	steps := r.Schedule
-	if len(steps) == 0 {
-		steps = []lease.Step{{From: l.Start, GPUs: r.GPUs}}
+	if len(r.Schedule) == 0 {
+		l.Schedule = []lease.Step{{From: l.Start, GPUs: r.GPUs}}
+	} else {
+		l.Schedule = slices.Clone(r.Schedule)
 	}
-	l.Schedule = make([]lease.Step, len(steps))
-	for i, s := range steps {
+	for i, s := range l.Schedule {
 		field := "gpus"
 		if ownSchedule {
 			field = fmt.Sprintf("schedule[%d].gpus", i)
@@ -118,15 +118,22 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 // and its refusal may not name the rule that fails, which spares the
 // search for the nodes and for the rule.
 func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
+	return c.fitsIn(p, l, l.Segments(), shift, shift, probe)
+}
+
+// fitsIn is fits for l's segments segs, each with its start shifted by
+// startShift and its end by endShift (a segment must not come out empty):
+// with startShift the later, each segment's window is the part its
+// windows at every shift between the two have in common.
+func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, startShift, endShift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
 	cal, what := p.free, "guaranteed"
 	if !l.Kind.Guaranteed() {
 		cal, what = p.idle, "spot"
 	}
-	segs := l.Segments()
-	plans := make([]placement.Plan, 0, len(segs))
+	var plans []placement.Plan // allocated once a segment is placed
 	var prev []int64
 	for _, s := range segs {
-		start, end := s.Start.Add(shift), s.End.Add(shift)
+		start, end := s.Start.Add(startShift), s.End.Add(endShift)
 		from, to := c.floor(start), c.ceil(end)
 		if from < 0 || to > c.slots {
 			return nil, &Refusal{Reason: "capacity", Detail: "the window is outside the calendar"}
@@ -151,11 +158,13 @@ func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe b
 		}
 		plan, err := placement.Place(c.ix, req)
 		if err != nil {
-			var pe *placement.Error
-			if errors.As(err, &pe) {
+			if pe := placementError(err); pe != nil {
 				return nil, &Refusal{Reason: string(pe.Reason), Detail: pe.Detail}
 			}
 			return nil, &Refusal{Reason: "topology", Detail: err.Error()}
+		}
+		if plans == nil {
+			plans = make([]placement.Plan, 0, len(segs))
 		}
 		plans = append(plans, plan)
 		prev = plan.Nodes
@@ -163,49 +172,142 @@ func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe b
 	return plans, nil
 }
 
+// placementError returns the *placement.Error in err's chain, or nil: as
+// errors.As, without the allocation errors.As's target costs, for the
+// refusals that most quotes end in.
+func placementError(err error) *placement.Error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if pe, ok := e.(*placement.Error); ok {
+			return pe
+		}
+	}
+	var pe *placement.Error // a chain with joined errors, say
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
+}
+
 // earliest returns the earliest start after l's at which l, shifted,
 // fits; zero when none is found within the horizon and the tries. Counts
 // propose a candidate; the power budgets, which placement also checks,
 // may push it later (placement.Index.PowerShift); placement confirms it.
 // Both skip only starts at which l cannot fit.
+//
+// The candidates do not depend on whether placement confirms the ones
+// before them: a candidate that fails moves the search on by an hour.
+// After a failure, the next few candidates that lie within a fraction of
+// the window of each other are put to placement together first: over
+// the part their windows share (l's segments from the last one's start
+// to the first one's end). A lease that does not fit over a window fits
+// over no window holding it (fewer nodes are free over a longer window,
+// the same leaf groups or more are closed to the tenant, and the power
+// budgets leave no more room), so when the shared part does not fit, no
+// candidate of the group does, and they count as tried without a probe
+// each. On the reference fleet, where a refused request's candidates
+// that fail come as runs of consecutive hours, this halves the probes of
+// the slowest quotes.
 func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time {
 	if !l.Kind.Guaranteed() {
 		return time.Time{}
 	}
+	return c.earliestSegs(now, p, l, l.Segments())
+}
+
+// earliestSegs is earliest for a guaranteed lease l whose segments are
+// segs.
+func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs []lease.Segment) time.Time {
 	length := c.ceil(l.End) - c.floor(l.Start)
 	before := c.ceil(c.horizonEnd(now))
 	need := int64(l.MaxGPUs())
-	from := c.floor(l.Start) + 1
-	for tries, skips := 0, 0; tries < maxEarliestTries; {
-		s, ok := p.free.EarliestFit(from, before, length, need)
+	from, skips := c.floor(l.Start)+1, 0
+	// next returns the next candidate; false when there is none.
+	next := func() (int, bool) {
+		for {
+			s, ok := p.free.EarliestFit(from, before, length, need)
+			if !ok {
+				return 0, false
+			}
+			d, ok := c.powerShift(p, l, segs, c.timeOf(s).Sub(l.Start), before-(s+length))
+			if !ok {
+				return 0, false
+			}
+			if d > 0 && skips < maxEarliestSkips {
+				skips++
+				from = s + d
+				continue
+			}
+			from = s + 1
+			return s, true
+		}
+	}
+	// take returns the candidate found ahead, if any, else the next.
+	ahead, held, done := 0, false, false
+	take := func() (int, bool) {
+		if held {
+			held = false
+			return ahead, true
+		}
+		if done {
+			return 0, false
+		}
+		s, ok := next()
+		done = !ok
+		return s, ok
+	}
+	// reach is how far apart a group's first and last candidates may be:
+	// the part their windows share is then at least half of each segment.
+	reach := length
+	for _, sg := range segs {
+		reach = min(reach, int(sg.End.Sub(sg.Start)/time.Hour))
+	}
+	reach /= 2
+	var buf [maxEarliestTries]int
+	for tries := 0; tries < maxEarliestTries; {
+		s, ok := take()
 		if !ok {
 			return time.Time{}
 		}
-		shift := c.timeOf(s).Sub(l.Start)
-		d, ok := c.powerShift(p, l, shift, before-(s+length))
-		if !ok {
-			return time.Time{}
+		group := append(buf[:0], s)
+		for tries > 0 && len(group) < maxEarliestTries-tries {
+			s2, ok := take()
+			if !ok {
+				break
+			}
+			if s2-s > reach {
+				ahead, held = s2, true
+				break
+			}
+			group = append(group, s2)
 		}
-		if d > 0 && skips < maxEarliestSkips {
-			skips++
-			from = s + d
-			continue
+		if len(group) > 1 {
+			first, last := c.timeOf(s).Sub(l.Start), c.timeOf(group[len(group)-1]).Sub(l.Start)
+			if _, ref := c.fitsIn(p, l, segs, last, first, true); ref != nil {
+				tries += len(group)
+				continue
+			}
 		}
-		if _, ref := c.fits(p, l, shift, true); ref == nil {
-			return c.timeOf(s)
+		for _, s := range group {
+			if shift := c.timeOf(s).Sub(l.Start); c.probe(p, l, segs, shift) {
+				return c.timeOf(s)
+			}
+			tries++
 		}
-		tries++
-		from = s + 1
 	}
 	return time.Time{}
 }
 
+// probe reports whether l's segments segs, shifted by shift, fit.
+func (c *capState) probe(p *poolCap, l *lease.Lease, segs []lease.Segment, shift time.Duration) bool {
+	_, ref := c.fitsIn(p, l, segs, shift, shift, true)
+	return ref == nil
+}
+
 // powerShift returns the least whole hours d >= 0, at most limit, such
-// that over every segment of l shifted by shift plus d hours the power
-// domains leave room for the segment's nodes as placement counts it, and
-// false when none within limit does.
-func (c *capState) powerShift(p *poolCap, l *lease.Lease, shift time.Duration, limit int) (int, bool) {
-	segs := l.Segments()
+// that over every segment segs of l shifted by shift plus d hours the
+// power domains leave room for the segment's nodes as placement counts
+// it, and false when none within limit does.
+func (c *capState) powerShift(p *poolCap, l *lease.Lease, segs []lease.Segment, shift time.Duration, limit int) (int, bool) {
 	d := 0
 	for i := 0; i < len(segs); {
 		s := segs[i]
@@ -335,7 +437,9 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer
 		return Quote{}, err
 	}
 	l.TenantID = tenantID
-	q := Quote{Kind: l.Kind, Pool: l.Pool, Schedule: slices.Clone(l.Schedule)}
+	// l is the quote's own (resolve made its schedule) and stays as it is:
+	// the quote shares its schedule.
+	q := Quote{Kind: l.Kind, Pool: l.Pool, Schedule: l.Schedule}
 	if l.Kind == lease.Spot {
 		st := c.poolNow(p, now)
 		q.UtilizationPermille = st.UtilizationPermille
@@ -352,12 +456,13 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer
 			return Quote{}, err
 		}
 	} else {
-		plans, ref = c.fits(p, &l, 0, false)
+		segs := l.Segments()
+		plans, ref = c.fitsIn(p, &l, segs, 0, 0, false)
 		if ref != nil && len(p.spotLeases) > 0 && len(c.reclaimable(now, p, l.Start)) > 0 {
 			return Quote{}, errNeedWriter
 		}
-		if ref != nil {
-			ref.EarliestStart = c.earliest(now, p, &l)
+		if ref != nil && l.Kind.Guaranteed() {
+			ref.EarliestStart = c.earliestSegs(now, p, &l, segs)
 		}
 	}
 	q.Start, q.End = l.Start, l.End

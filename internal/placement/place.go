@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/calendar"
 	"github.com/neocloud/neocloud/internal/lease"
 )
 
@@ -352,6 +353,7 @@ type buffers struct {
 	hist              []int32
 	groups            [][]int32
 	picks             []pick
+	spans             []calendar.Span // per pool power domain (PowerShift)
 }
 
 type pick struct {
@@ -573,22 +575,51 @@ func (s *search) scan(j int) {
 		for w := range f {
 			f[w] = lf.sched[w] & pl.mask[w]
 		}
-		for i := k - 1; i >= 0; i-- {
-			pc := &ps[i]
-			if pc.pmax <= S {
-				break
-			}
-			if pc.end > S {
-				left := uint64(0)
-				for w := range f {
-					f[w] &^= lf.mask(i, w)
-					left |= f[w]
-				}
-				if pc.tenant != T && (pc.dedicated || ded) {
-					excl = true
-				}
-				if left == 0 {
+		// A piece's first word is in the piece, the others in more
+		// (leaf.mask), read here without a call per word, and for leaf
+		// groups of three words (GB200: 144 trays) in registers: such a
+		// scan reads dozens of pieces.
+		more, W1 := lf.more, W-1
+		if W == 3 {
+			f0, f1, f2 := f[0], f[1], f[2]
+			for i := k - 1; i >= 0; i-- {
+				pc := &ps[i]
+				if pc.pmax <= S {
 					break
+				}
+				if pc.end > S {
+					m := more[2*i : 2*i+2]
+					f0 &^= pc.mask0
+					f1 &^= m[0]
+					f2 &^= m[1]
+					if pc.tenant != T && (pc.dedicated || ded) {
+						excl = true
+					}
+					if f0|f1|f2 == 0 {
+						break
+					}
+				}
+			}
+			f[0], f[1], f[2] = f0, f1, f2
+		} else {
+			for i := k - 1; i >= 0; i-- {
+				pc := &ps[i]
+				if pc.pmax <= S {
+					break
+				}
+				if pc.end > S {
+					f[0] &^= pc.mask0
+					left := f[0]
+					for w, x := range more[i*W1 : i*W1+W1] {
+						f[w+1] &^= x
+						left |= f[w+1]
+					}
+					if pc.tenant != T && (pc.dedicated || ded) {
+						excl = true
+					}
+					if left == 0 {
+						break
+					}
 				}
 			}
 		}
@@ -597,9 +628,13 @@ func (s *search) scan(j int) {
 		}
 	}
 	s.freeNodes += n
-	if s.unit == 1 {
+	switch {
+	case s.unit == 1:
 		s.u[j] = int32(n)
-	} else {
+	case n < s.unit:
+		// Too few free nodes for a complete NVLink domain.
+		s.u[j] = 0
+	default:
 		s.u[j] = int32(s.units(j, modeAll))
 	}
 	s.excl[j] = excl
@@ -899,9 +934,28 @@ func (s *search) freeBound(tight bool) int {
 
 // scanLeaf scans leaf j if it has not been.
 func (s *search) scanLeaf(j int) {
-	if !s.done[j] {
-		s.scanRange(j, j+1)
+	if s.done[j] {
+		return
 	}
+	// scanRange(j, j+1), without its loop: scanLeaf is called leaf by
+	// leaf, hundreds of times a search.
+	if !s.bounded {
+		s.scan(j)
+		return
+	}
+	pl := &s.p.leaves[j]
+	q := int(pl.pod)
+	if ub := s.podUB[q]; ub == 0 || ub < 0 && s.podNodesUB(q) == 0 {
+		return // as scanRange: the pod's leaves stay unscanned
+	}
+	if !s.flagsDone[q] {
+		s.podFlags(q)
+	}
+	if s.flags[s.p.pods[q].flagOff+pl.lw]&pl.lbit != 0 {
+		s.clearLeaf(j)
+		return
+	}
+	s.scan(j)
 }
 
 // podFlags returns, by lane, the leaf groups of pool pod q whose every

@@ -48,19 +48,27 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 	}
 	k := int64(r.Nodes / unit)
 	from, to := ix.floor(s), ix.ceil(e)
+	// Each domain's window is read once a step (calendar.Span): its
+	// greatest draw, then, when the draws leave too little room, its last
+	// slot above a threshold that depends on that draw.
+	sr := ix.scratch.Get().(*search)
+	defer ix.scratch.Put(sr)
+	spans := grow(sr.spans, len(p.doms))
+	sr.spans = spans
+	us := make([]int64, 0, 8) // units per domain
 	for d, step := 0, 0; d <= limit; step++ {
 		if step == maxPowerSteps {
 			return d, true
 		}
 		var room int64
-		us := make([]int64, 0, 8) // units per domain
-		for _, pd := range p.doms {
+		us = us[:0]
+		for i, pd := range p.doms {
 			w := pd.unitW * int64(unit)
 			if w <= 0 {
 				return d, true
 			}
 			dom := &ix.domains[pd.dom]
-			u := max(dom.budgetW-max(dom.cal.Max(from+d, to+d), 0), 0) / w
+			u := max(dom.budgetW-max(dom.cal.Span(from+d, to+d, &spans[i]), 0), 0) / w
 			if room += u; room >= k {
 				return d, true
 			}
@@ -73,7 +81,7 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			// Room for u+1 units needs every slot of the window at or
 			// below thr: no window holding the last slot above it has.
 			if thr := dom.budgetW - u*w - w; thr >= 0 {
-				if l := dom.cal.LastAbove(from+d, to+d, thr); l >= 0 {
+				if l := spans[i].LastAbove(thr); l >= 0 {
 					next = min(next, l+1-from)
 				}
 			}
