@@ -32,6 +32,7 @@ type serveOptions struct {
 	logLevel     string
 	clock        clock.Clock // nil: the wall clock (the demo sets an accelerated one)
 	policy       string      // --policy file: spot policies and the wipe time
+	secure       bool        // --secure-cookies: the dashboard's cookies are Secure (served over HTTPS)
 }
 
 func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
@@ -42,6 +43,7 @@ func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
 	f.StringVar(&o.adminKeyFile, "admin-key-file", "", "where the first operator-admin key is written on an empty store (default DATA/admin.key)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&o.secure, "secure-cookies", false, "mark the dashboard's session cookies Secure: set it when clients reach the server over HTTPS (a TLS proxy in front)")
 	f.StringVar(&o.policy, "policy", "", "YAML file of spot policies by GPU model or pool (base price, curve, notice tiers, buffer) and the wipe time (sanitize); see docs/spot-reclaim.md")
 }
 
@@ -153,7 +155,7 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 		return nil, fmt.Errorf("--listen %s: %w (choose another address, e.g. --listen 127.0.0.1:0)", o.listen, err)
 	}
 	r.url = "http://" + ln.Addr().String()
-	dash, err := web.New(web.Config{Engine: eng, Logger: logger})
+	dash, err := web.New(web.Config{Engine: eng, Logger: logger, Secure: o.secure})
 	if err != nil {
 		ln.Close()
 		st.Close()

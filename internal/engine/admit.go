@@ -348,7 +348,7 @@ func (c *capState) admit(now time.Time, id, tenantID string, r lease.Request, ef
 		return nil, nil, ref
 	}
 	for _, v := range victims {
-		if err := c.reclaim(now, v.lease, v.release, fmt.Sprintf("guaranteed lease %s starts on its nodes", id), eff); err != nil {
+		if err := c.reclaim(now, v.lease, v.release, "a guaranteed lease starts on its nodes", eff); err != nil {
 			return nil, nil, err
 		}
 	}

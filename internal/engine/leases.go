@@ -102,7 +102,7 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 		case errors.As(err, &ref):
 			// Refusals change nothing but are worth an audit line.
 			return &effect{audit: &tenant.AuditEntry{Action: "lease.create", Object: "lease/" + id, TenantID: tenantID,
-				Outcome: tenant.OutcomeRefused, Detail: ref.Error()}}, nil, err
+				Outcome: tenant.OutcomeRefused, Detail: ref.Error()}}, nil, ref.forPrincipal(p)
 		case err != nil:
 			return nil, nil, err
 		}
@@ -144,8 +144,9 @@ func (e *Engine) Quote(ctx context.Context, p tenant.Principal, tenantID string,
 		if werr != nil {
 			return Quote{}, werr
 		}
-		return v.(Quote), nil
+		q, err = v.(Quote), nil
 	}
+	q.Refusal = q.Refusal.forPrincipal(p)
 	return q, err
 }
 

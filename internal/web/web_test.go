@@ -236,3 +236,37 @@ func TestRevokedKeyEndsSession(t *testing.T) {
 		t.Errorf("after revoking the key: %d, want a redirect to sign in", code)
 	}
 }
+
+// With Secure set (served over HTTPS), cookies are Secure and pages ask
+// for HTTPS from then on.
+func TestSecureCookies(t *testing.T) {
+	w := newWorld(t)
+	d, err := web.New(web.Config{Engine: w.eng, Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d)
+	defer srv.Close()
+	c := w.browser(t)
+	_, body, h := get(t, c, srv.URL+"/login")
+	if sc := h.Get("Set-Cookie"); !strings.Contains(sc, "; Secure") {
+		t.Errorf("sign-in cookie %q: want Secure", sc)
+	}
+	if h.Get("Strict-Transport-Security") == "" {
+		t.Error("no Strict-Transport-Security header")
+	}
+	tok := csrfRE.FindStringSubmatch(body)[1]
+	// The cookie jar holds Secure cookies back from http://, so the token
+	// goes in by hand, as the browser would send it over HTTPS.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(url.Values{"csrf": {tok}, "key": {w.keys["operator"]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "nc_login", Value: tok})
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if sc := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(sc, "nc_session=") || !strings.Contains(sc, "; Secure") {
+		t.Errorf("sign in: %d, session cookie %q: want Secure", resp.StatusCode, sc)
+	}
+}
