@@ -67,6 +67,8 @@ type UsageFilter struct {
 type FindingFilter struct {
 	Node  string
 	Since time.Time
+	// Until, when set, keeps findings before it (exclusive).
+	Until time.Time
 	Limit int
 }
 

@@ -187,6 +187,15 @@ func TestIngestFailsNodeOnFatalXID(t *testing.T) {
 		if err != nil || len(fs) != 1 || fs[0].Rule != meter.RuleXID || fs[0].Severity != meter.SeverityFailed {
 			t.Fatalf("findings %+v, %v", fs, err)
 		}
+		// Until is exclusive.
+		for _, tt := range []struct {
+			until time.Time
+			want  int
+		}{{fs[0].At, 0}, {fs[0].At.Add(time.Millisecond), 1}} {
+			if got, err := e.Findings(ctx, admin, engine.FindingFilter{Node: node, Until: tt.until}); err != nil || len(got) != tt.want {
+				t.Errorf("findings until %s: %d, %v; want %d", tt.until, len(got), err, tt.want)
+			}
+		}
 		// The lease got a replacement node.
 		views, _, err = e.LeaseAllocations(ctx, admin, res.Lease.ID)
 		if err != nil || len(views) != 2 {

@@ -375,7 +375,9 @@ func (e *Engine) SLA(ctx context.Context, p tenant.Principal, leaseID string, mo
 // leaseFindings returns the health findings in [from, to) on nodes lease
 // id held at the finding's time.
 func (e *Engine) leaseFindings(ctx context.Context, id string, from, to time.Time) ([]meter.Finding, error) {
-	fs, err := e.store.Findings(ctx, FindingFilter{Since: from, Limit: 10_000})
+	// Findings of [from, to) only: a busy fleet's newest findings would
+	// otherwise fill the limit and leave a past month without its causes.
+	fs, err := e.store.Findings(ctx, FindingFilter{Since: from, Until: to, Limit: 10_000})
 	if err != nil || len(fs) == 0 {
 		return nil, err
 	}

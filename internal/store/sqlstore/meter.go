@@ -286,6 +286,10 @@ func (r reader) Findings(ctx context.Context, f engine.FindingFilter) ([]meter.F
 	if f.Since.IsZero() {
 		args[0] = int64(-1 << 62)
 	}
+	if !f.Until.IsZero() {
+		q += ` AND at_us < ?`
+		args = append(args, micros(f.Until))
+	}
 	if f.Node != "" {
 		q += ` AND node = ?`
 		args = append(args, f.Node)
