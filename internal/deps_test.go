@@ -22,6 +22,9 @@ func forbiddenImports() map[string][]string {
 	for _, domain := range []string{"unit", "valid", "clock", "fleet", "tenant", "lease", "workload", "calendar", "placement", "money", "spot", "forecast", "demand", "handover", "sim", "event", "meter", "billing"} {
 		forbidden[domain] = io
 	}
+	// The egress policy (which addresses webhooks may reach) is pure:
+	// addresses in, verdicts out; the webhook client dials with it.
+	forbidden["egress"] = io
 	forbidden["engine"] = []string{"net/http", "database/sql", "github.com/jackc/", "modernc.org/", module + "api", module + "store", module + "client"}
 	forbidden["api"] = []string{module + "store", "database/sql"}
 	// The webhook sender is an adapter (it speaks HTTP) that the engine

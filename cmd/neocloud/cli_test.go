@@ -121,11 +121,11 @@ func eachBackend(t *testing.T, fn func(t *testing.T, db string)) {
 
 // startServer runs serve on 127.0.0.1 with a free port and a fresh data
 // directory, waits until it answers /healthz, and stops it when the test
-// ends, checking that it shut down cleanly.
-func startServer(t *testing.T, db string) *testServer {
+// ends, checking that it shut down cleanly. flags are more serve flags.
+func startServer(t *testing.T, db string, flags ...string) *testServer {
 	t.Helper()
 	s := &testServer{data: t.TempDir(), stdout: newSyncBuffer(), stderr: newSyncBuffer()}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data", s.data, "--log-format", "json"}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", s.data, "--log-format", "json"}, flags...)
 	if db != "" {
 		args = append(args, "--db", db)
 	}

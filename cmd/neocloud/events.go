@@ -147,7 +147,7 @@ operator key) every event.`}
 			return nil
 		},
 	}
-	create.Flags().StringVar(&hookURL, "url", "", "the endpoint: an absolute http(s) URL")
+	create.Flags().StringVar(&hookURL, "url", "", "the endpoint: an absolute https URL (http only where the server allows it), outside the server's own network")
 	create.Flags().StringVar(&tenantID, "tenant", "", "operators: the tenant whose events it receives (default: every event)")
 	_ = create.MarkFlagRequired("url")
 	var listTenant string

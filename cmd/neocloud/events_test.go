@@ -28,7 +28,9 @@ type hookCall struct {
 // signed with the secret printed once; the server's dispatcher runs.
 func TestEventsAndWebhooks(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db string) {
-		s := startServer(t, db)
+		// The receiver below is a plain http server on loopback, which
+		// webhooks may not reach unless the operator allows it.
+		s := startServer(t, db, "--webhook-allow-cidr", "127.0.0.1/32", "--webhook-allow-http")
 		fleetFile := filepath.Join(t.TempDir(), "fleet.yaml")
 		if _, err := s.admin(t, "fleet", "generate", "--preset", "uniform", "--nodes", "16", "-f", fleetFile); err != nil {
 			t.Fatal(err)
@@ -59,6 +61,8 @@ func TestEventsAndWebhooks(t *testing.T) {
 
 		_, err := s.as(t, acme, "webhooks", "create", "--url", "ftp://hooks.example/x")
 		wantProblem(t, err, http.StatusUnprocessableEntity, "url")
+		_, err = s.as(t, acme, "webhooks", "create", "--url", "http://169.254.169.254/latest/meta-data/")
+		wantProblem(t, err, http.StatusUnprocessableEntity, "url", "metadata")
 		hook := mustJSON[api.WebhookCreated](t, s, acme, "webhooks", "create", "--url", rcv.URL+"/neocloud")
 		if hook.Tenant != "acme" || len(hook.Secret) != 64 {
 			t.Fatalf("webhook = %+v", hook)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/api"
 	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/store"
 	"github.com/neocloud/neocloud/internal/web"
@@ -33,6 +35,10 @@ type serveOptions struct {
 	clock        clock.Clock // nil: the wall clock (the demo sets an accelerated one)
 	policy       string      // --policy file: spot policies and the wipe time
 	secure       bool        // --secure-cookies: the dashboard's cookies are Secure (served over HTTPS)
+	// Webhook egress: ranges a webhook may reach although blocked, and
+	// whether plain http URLs are allowed.
+	webhookAllowCIDR []string
+	webhookAllowHTTP bool
 }
 
 func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
@@ -44,6 +50,8 @@ func (o *serveOptions) flags(cmd *cobra.Command, defaultData string) {
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&o.secure, "secure-cookies", false, "mark the dashboard's session cookies Secure: set it when clients reach the server over HTTPS (a TLS proxy in front)")
+	f.StringSliceVar(&o.webhookAllowCIDR, "webhook-allow-cidr", nil, "let webhooks reach this range (CIDR or address; repeat or comma-separate) although it is blocked: loopback, private, link-local, unique-local, CGNAT, metadata; see docs/guide.md")
+	f.BoolVar(&o.webhookAllowHTTP, "webhook-allow-http", false, "accept plain http webhook URLs (https only by default)")
 	f.StringVar(&o.policy, "policy", "", "YAML file of spot policies by GPU model or pool (base price, curve, notice tiers, buffer) and the wipe time (sanitize); see docs/spot-reclaim.md")
 }
 
@@ -79,6 +87,30 @@ type running struct {
 	log      *slog.Logger
 	// stopDispatch stops the webhook dispatcher and waits for it.
 	stopDispatch func()
+	// egress is where webhooks may connect: the operator's policy, and
+	// never this server's own API.
+	egress egress.Policy
+}
+
+// selfAddrs returns the addresses the API listens on (every interface
+// address when it listens on all), so that no webhook is sent to it.
+func selfAddrs(a net.Addr) []netip.AddrPort {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return nil
+	}
+	if !ap.Addr().IsUnspecified() {
+		return []netip.AddrPort{ap}
+	}
+	out := []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port()), netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port()),
+		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port()), netip.AddrPortFrom(netip.IPv6Loopback(), ap.Port())}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil {
+			out = append(out, netip.AddrPortFrom(p.Addr(), ap.Port()))
+		}
+	}
+	return out
 }
 
 func newLogger(o serveOptions, w io.Writer) (*slog.Logger, error) {
@@ -111,7 +143,14 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 			return nil, fmt.Errorf("--data: %w", err)
 		}
 	}
-	cfg := engine.Config{Logger: logger, Clock: o.clock}
+	cfg := engine.Config{Logger: logger, Clock: o.clock, Egress: egress.Policy{AllowHTTP: o.webhookAllowHTTP}}
+	for _, c := range o.webhookAllowCIDR {
+		p, err := egress.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-allow-cidr %w", err)
+		}
+		cfg.Egress.Allow = append(cfg.Egress.Allow, p)
+	}
 	if o.policy != "" {
 		if cfg.Sanitize, cfg.Spot, err = readPolicy(o.policy); err != nil {
 			return nil, err
@@ -155,6 +194,8 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 		return nil, fmt.Errorf("--listen %s: %w (choose another address, e.g. --listen 127.0.0.1:0)", o.listen, err)
 	}
 	r.url = "http://" + ln.Addr().String()
+	r.egress = cfg.Egress
+	r.egress.Self = selfAddrs(ln.Addr())
 	dash, err := web.New(web.Config{Engine: eng, Logger: logger, Secure: o.secure})
 	if err != nil {
 		ln.Close()
@@ -177,7 +218,7 @@ func start(ctx context.Context, e *env, o serveOptions) (*running, error) {
 func (r *running) startDispatcher() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := webhook.NewDispatcher(webhook.Config{Source: r.eng, Changed: r.eng.EventsChanged, Clock: r.eng.Clock(),
-		Logger: r.log})
+		Egress: r.egress, Logger: r.log})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

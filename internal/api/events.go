@@ -251,7 +251,7 @@ type WebhookCreated struct {
 
 type createWebhookIn struct {
 	Body struct {
-		URL    string `json:"url" required:"true" maxLength:"2048" doc:"An absolute http(s) URL, without credentials."`
+		URL    string `json:"url" required:"true" maxLength:"2048" doc:"An absolute https URL (http only where the operator allows it), without credentials, outside the server's own network (no loopback, private, link-local or metadata address)."`
 		Tenant string `json:"tenant,omitempty" pattern:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$" doc:"The tenant whose events it receives: implied by tenant keys; empty for an operator endpoint (every event)."`
 	}
 }

@@ -290,10 +290,19 @@ func TestWebhookRoutes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, st engine.Store) {
 		f := newFixture(t, st)
 		key := f.keys["tenant-admin@tenant-a"]
-		for _, url := range []string{"ftp://hooks.example/x", "hooks.example/x", "https://u:p@hooks.example/x"} {
+		for url, rule := range map[string]string{"ftp://hooks.example/x": "", "hooks.example/x": "", "https://u:p@hooks.example/x": "",
+			// The egress guard: https only, no literal IP in the server's
+			// own networks (by default: serve's flags may allow some).
+			"http://hooks.example/x":                   "must use https",
+			"https://127.0.0.1:8080/v1/keys":           "loopback (127.0.0.0/8)",
+			"https://169.254.169.254/latest/meta-data": "cloud metadata service",
+			"https://192.168.1.10/hook":                "private (RFC 1918)",
+			"https://[fe80::1]/hook":                   "link-local",
+			"https://[::ffff:10.0.0.1]/hook":           "private (RFC 1918)",
+		} {
 			code, body := f.do(key, "POST", "/v1/webhooks", map[string]string{"url": url})
-			if code != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"location":"body.url"`) {
-				t.Errorf("url %q: %d %s; want 422 naming body.url", url, code, body)
+			if code != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"location":"body.url"`) || !strings.Contains(string(body), rule) {
+				t.Errorf("url %q: %d %s; want 422 naming body.url and %q", url, code, body, rule)
 			}
 		}
 		if code, body := f.do(key, "POST", "/v1/webhooks", map[string]string{}); code != http.StatusUnprocessableEntity || !strings.Contains(string(body), "property url") {

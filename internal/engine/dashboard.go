@@ -444,6 +444,39 @@ func (e *Engine) TenantSummaries(ctx context.Context, p tenant.Principal) ([]Ten
 	return out, nil
 }
 
+// TenantSummary returns tenant id with its live leases and keys counted:
+// one read of that tenant's keys, not every tenant's. ErrNotFound for a
+// missing tenant or, for a tenant key, another tenant.
+func (e *Engine) TenantSummary(ctx context.Context, p tenant.Principal, id string) (TenantSummary, error) {
+	t, err := e.Tenant(ctx, p, id)
+	if err != nil {
+		return TenantSummary{}, err
+	}
+	keys, err := e.store.Keys(ctx, KeyFilter{TenantID: t.ID, IncludeRevoked: true})
+	if err != nil {
+		return TenantSummary{}, err
+	}
+	out := TenantSummary{Tenant: t}
+	for _, k := range keys {
+		if k.TenantID == t.ID {
+			out.Keys++
+			if k.Active() {
+				out.ActiveKeys++
+			}
+		}
+	}
+	now := e.clock.Now()
+	err = e.readCap(ctx, func(c *capState) error {
+		for _, l := range c.leases {
+			if l.TenantID == t.ID && l.State != lease.Cancelled && l.End.After(now) {
+				out.LiveLeases++
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // PoolRef names a pool of the fleet: its ID (site/MODEL), site and GPU
 // model.
 type PoolRef struct{ ID, Site, Model string }

@@ -219,19 +219,22 @@ func (e *Engine) markHealth(ctx context.Context, now time.Time, rows []LeaseRow)
 		return nil
 	}
 	index := make(map[string]int, len(rows))
-	guaranteed := false
+	var guaranteed []string
 	for i, r := range rows {
 		index[r.Lease.ID] = i
-		guaranteed = guaranteed || r.Lease.Kind.Guaranteed()
+		if r.Lease.Kind.Guaranteed() {
+			guaranteed = append(guaranteed, r.Lease.ID)
+		}
 	}
-	if guaranteed {
-		sfs, err := e.store.Shortfalls(ctx, "")
+	// The page's guaranteed leases' shortfalls only, counted in SQL.
+	for ids := range slices.Chunk(guaranteed, MaxLeasePage) {
+		counts, err := e.store.ShortfallCounts(ctx, ids)
 		if err != nil {
 			return err
 		}
-		for _, s := range sfs {
-			if i, ok := index[s.LeaseID]; ok {
-				rows[i].Shortfalls++
+		for id, n := range counts {
+			if i, ok := index[id]; ok {
+				rows[i].Shortfalls += n
 			}
 		}
 	}
@@ -241,6 +244,7 @@ func (e *Engine) markHealth(ctx context.Context, now time.Time, rows []LeaseRow)
 		since time.Time
 	}
 	holds := map[int64]held{}
+	var names []string
 	err := e.readCap(ctx, func(c *capState) error {
 		for i, r := range rows {
 			if r.Now != lease.Active {
@@ -259,6 +263,9 @@ func (e *Engine) markHealth(ctx context.Context, now time.Time, rows []LeaseRow)
 					if !inService(n.State) {
 						rows[i].Down++
 					}
+					if _, ok := holds[o]; !ok {
+						names = append(names, n.Name)
+					}
 					holds[o] = held{i, a.Start}
 				}
 			}
@@ -268,7 +275,10 @@ func (e *Engine) markHealth(ctx context.Context, now time.Time, rows []LeaseRow)
 	if err != nil || len(holds) == 0 {
 		return err
 	}
-	fs, err := e.store.Findings(ctx, FindingFilter{Since: now.Add(-healthWindow), Limit: maxHealthFindings})
+	// The findings of the last healthWindow on the held nodes only, so
+	// that a busy fleet's findings elsewhere neither cost the read nor
+	// fill its limit.
+	fs, err := e.nodeFindings(ctx, names, now.Add(-healthWindow), time.Time{}, maxHealthFindings)
 	if err != nil {
 		return err
 	}
@@ -284,6 +294,27 @@ func (e *Engine) markHealth(ctx context.Context, now time.Time, rows []LeaseRow)
 		}
 		return nil
 	})
+}
+
+// nodeFindings returns the findings on nodes in [from, to) (a zero to: no
+// end), newest first, at most limit: one store read per MaxFindingNodes
+// names.
+func (e *Engine) nodeFindings(ctx context.Context, nodes []string, from, to time.Time, limit int) ([]meter.Finding, error) {
+	var out []meter.Finding
+	chunks := 0
+	for names := range slices.Chunk(nodes, MaxFindingNodes) {
+		fs, err := e.store.Findings(ctx, FindingFilter{Nodes: names, Since: from, Until: to, Limit: limit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs...)
+		chunks++
+	}
+	if chunks > 1 {
+		slices.SortStableFunc(out, func(a, b meter.Finding) int { return b.At.Compare(a.At) })
+		out = out[:min(len(out), limit)]
+	}
+	return out, nil
 }
 
 // LeaseFinding is a health finding on a node a lease held when it was

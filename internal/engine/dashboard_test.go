@@ -256,6 +256,16 @@ func TestTenantSummaries(t *testing.T) {
 	if err != nil || len(mine) != 1 || mine[0].ID != "acme" || mine[0].Keys != 2 {
 		t.Errorf("a tenant's own summary: %+v, %v", mine, err)
 	}
+	// One tenant's summary counts as the list does.
+	for i, want := range rows {
+		one, err := e.TenantSummary(ctx, admin, want.ID)
+		if got := (row{one.ID, one.LiveLeases, one.Keys, one.ActiveKeys}); err != nil || got != want {
+			t.Errorf("TenantSummary(%s) = %+v, %v; want %+v (row %d)", want.ID, got, err, want, i)
+		}
+	}
+	if _, err := e.TenantSummary(ctx, acmeAdmin(), "beta"); err == nil {
+		t.Error("acme read beta's summary")
+	}
 }
 
 func TestPoolRefs(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/handover"
 	"github.com/neocloud/neocloud/internal/meter"
 	"github.com/neocloud/neocloud/internal/spot"
@@ -40,7 +41,8 @@ type Engine struct {
 	// Spot policies and the wipe time, handed to every capacity state.
 	spotPolicies map[string]spot.Policy
 	sanitize     time.Duration
-	applied      time.Time // the time the last command applied at (writer only)
+	egress       egress.Policy // where webhook URLs may point
+	applied      time.Time     // the time the last command applied at (writer only)
 	writerOnce   sync.Once
 	closeOnce    sync.Once
 	closed       chan struct{}
@@ -84,6 +86,10 @@ type Config struct {
 	// Health the health rules (a zero Policy means Meter's).
 	Meter  meter.Config
 	Health meter.WatchOptions
+	// Egress is where webhook URLs may point (https only and no literal
+	// IP in the server's own networks, by default); the dispatcher
+	// applies the same policy when it connects.
+	Egress egress.Policy
 }
 
 // New returns an engine over cfg.Store.
@@ -122,7 +128,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return &Engine{store: cfg.Store, meter: ms, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, horizon: cfg.Horizon.Truncate(time.Hour),
-		spotPolicies: maps.Clone(cfg.Spot), sanitize: cfg.Sanitize,
+		spotPolicies: maps.Clone(cfg.Spot), sanitize: cfg.Sanitize, egress: cfg.Egress,
 		ops: make(chan *op, maxBatch), closed: make(chan struct{}), keyCache: map[string]tenant.Key{}}, nil
 }
 

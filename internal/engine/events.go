@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
 	"github.com/neocloud/neocloud/internal/lease"
@@ -85,6 +86,25 @@ func (e *Engine) Events(ctx context.Context, p tenant.Principal, after int64, li
 	return e.WebhookEvents(ctx, scope, after, limit)
 }
 
+// RecentEvents returns up to limit events with Seq below before (0: no
+// bound), newest first, scoped as Events scopes them: a tenant's own for a
+// tenant key, every event for an operator. The store reads them from its
+// (tenant, seq) index, so a quiet tenant's events are found however many
+// other events the fleet has committed since.
+func (e *Engine) RecentEvents(ctx context.Context, p tenant.Principal, before int64, limit int) ([]event.Event, error) {
+	scope, err := e.scope(ctx, p, tenant.PermEventsRead, "events.list", "")
+	if err != nil {
+		return nil, err
+	}
+	if scope == "" && !p.Role.IsOperator() {
+		return nil, tenant.ErrNotFound
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	return e.store.Events(ctx, EventFilter{TenantID: scope, Before: before, Newest: true, Limit: min(limit, MaxEventsPage)})
+}
+
 // LastEventSeq returns the Seq of the last event committed (0 when none),
 // where a reader that wants only new events starts.
 func (e *Engine) LastEventSeq(ctx context.Context) (int64, error) {
@@ -120,9 +140,11 @@ func (e *Engine) SaveWebhookDelivery(ctx context.Context, id string, d event.Del
 // MaxWebhookURL bounds a webhook URL's length.
 const MaxWebhookURL = 2048
 
-// validWebhookURL checks that raw is an absolute http(s) URL with a host,
-// without credentials or a fragment.
-func validWebhookURL(raw string) error {
+// validWebhookURL checks that raw is an absolute https URL (http too when
+// the policy allows it) with a host, without credentials or a fragment,
+// whose host is not a literal IP in a blocked range. A host name is not
+// resolved here: the dispatcher checks the address it connects to.
+func validWebhookURL(raw string, policy egress.Policy) error {
 	var v valid.Error
 	u, err := url.Parse(raw)
 	switch {
@@ -139,6 +161,10 @@ func validWebhookURL(raw string) error {
 		v.Add("url", nil, "must not carry credentials (user:password@): calls are authenticated by their signature")
 	case u.Fragment != "":
 		v.Add("url", raw, "must not have a #fragment")
+	default:
+		if rule := policy.URLIssue(u); rule != "" {
+			v.Add("url", auditURL(raw), "%s", rule)
+		}
 	}
 	return v.Err()
 }
@@ -174,7 +200,7 @@ func (e *Engine) CreateWebhook(ctx context.Context, p tenant.Principal, tenantID
 	if tenantID == "" && !p.Role.IsOperator() {
 		return event.Webhook{}, "", tenant.ErrNotFound
 	}
-	if err := validWebhookURL(rawURL); err != nil {
+	if err := validWebhookURL(rawURL, e.egress); err != nil {
 		return event.Webhook{}, "", err
 	}
 	if tenantID != "" {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/fleet"
@@ -149,6 +152,20 @@ func TestEventsOfCommands(t *testing.T) {
 		if diff := cmp.Diff([]string{"lease.created beta B"}, kinds(theirs, names)); diff != "" {
 			t.Errorf("beta's events (-want +got):\n%s", diff)
 		}
+		// Newest first before a cursor, scoped alike.
+		recent, err := e.RecentEvents(ctx, acmeAdmin(), own[3].Seq, 2)
+		if diff := cmp.Diff([]string{"lease.shortfall acme A", "allocation.replaced acme A"}, kinds(recent, names)); err != nil || diff != "" {
+			t.Errorf("acme's 2 newest before its last (-want +got):\n%s%v", diff, err)
+		}
+		if recent, err := e.RecentEvents(ctx, beta, 0, 10); err != nil || len(recent) != 1 || recent[0].Seq != theirs[0].Seq {
+			t.Errorf("beta's newest = %v, %v", kinds(recent, names), err)
+		}
+		if recent, err := e.RecentEvents(ctx, admin, 0, 1); err != nil || len(recent) != 1 || recent[0].Seq != all[len(all)-1].Seq {
+			t.Errorf("the newest event = %v, %v", kinds(recent, names), err)
+		}
+		if _, err := e.RecentEvents(ctx, tenant.Principal{KeyID: "key_x", Role: tenant.TenantViewer}, 0, 0); err == nil {
+			t.Error("a tenant principal without a tenant read recent events")
+		}
 		// After a cursor, limited.
 		page, err := e.Events(ctx, admin, all[2].Seq, 2)
 		if err != nil || len(page) != 2 || page[0].Seq != all[3].Seq {
@@ -160,6 +177,28 @@ func TestEventsOfCommands(t *testing.T) {
 		// A tenant-role principal without a tenant reads nothing.
 		if _, err := e.Events(ctx, tenant.Principal{KeyID: "key_x", Role: tenant.TenantViewer}, 0, 0); err == nil {
 			t.Error("a tenant principal without a tenant read events")
+		}
+	})
+}
+
+// TestWebhookEgressAllowed: the operator's allowlist and --webhook-allow-http
+// let an internal receiver be registered; other blocked ranges stay
+// refused.
+func TestWebhookEgressAllowed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, st engine.Store) {
+		e, err := engine.New(engine.Config{Store: st, Egress: egress.Policy{AllowHTTP: true,
+			Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for url, ok := range map[string]bool{"http://10.1.2.3:9000/hook": true, "https://10.1.2.3/hook": true,
+			"http://hooks.example/x": true, "http://10.2.0.1/hook": false, "http://127.0.0.1/hook": false} {
+			_, _, err := e.CreateWebhook(ctx, admin, "", url)
+			var ve *valid.Error
+			if ok && err != nil || !ok && (!errors.As(err, &ve) || ve.Issues[0].Field != "url") {
+				t.Errorf("%s: err = %v, want accepted %v", url, err, ok)
+			}
 		}
 	})
 }
@@ -182,15 +221,28 @@ func TestWebhookCRUD(t *testing.T) {
 			t.Fatalf("LastEventSeq = %d, %v", last, err)
 		}
 
-		for name, url := range map[string]string{
-			"empty": "", "relative": "/hooks", "ftp": "ftp://hooks.example/x", "no host": "https:///x",
-			"credentials": "https://user:pw@hooks.example/x", "fragment": "https://hooks.example/x#y", "space": "https://hooks.example/a b",
-			"opaque": "mailto:ops@example.com",
+		for _, tt := range []struct{ name, url, rule string }{
+			{"empty", "", "is required"}, {"relative", "/hooks", "absolute"}, {"ftp", "ftp://hooks.example/x", "absolute"},
+			{"no host", "https:///x", "with a host"}, {"credentials", "https://user:pw@hooks.example/x", "credentials"},
+			{"fragment", "https://hooks.example/x#y", "fragment"}, {"space", "https://hooks.example/a b", "without spaces"},
+			{"opaque", "mailto:ops@example.com", "absolute"},
+			// The egress guard: https only by default, no literal IP in
+			// the server's own networks.
+			{"http", "http://hooks.example/x", "must use https"},
+			{"loopback", "https://127.0.0.1:8080/x", "loopback (127.0.0.0/8)"},
+			{"metadata", "https://169.254.169.254/latest/meta-data/", "cloud metadata service"},
+			{"private", "https://10.0.0.7/x", "private (RFC 1918)"},
+			{"CGNAT", "https://100.64.1.1/x", "carrier-grade NAT"},
+			{"unique-local", "https://[fd12::1]/x", "unique-local"},
+			{"mapped", "https://[::ffff:127.0.0.1]/x", "loopback"},
+			{"unspecified", "https://0.0.0.0/x", "this network"},
+			{"decimal IPv4", "https://2130706433/x", "standard IP literal"},
 		} {
+			name, url := tt.name, tt.url
 			_, _, err := e.CreateWebhook(ctx, acme, "", url)
 			var ve *valid.Error
-			if !errors.As(err, &ve) || ve.Issues[0].Field != "url" {
-				t.Errorf("%s URL %q: err = %v, want a *valid.Error naming url", name, url, err)
+			if !errors.As(err, &ve) || ve.Issues[0].Field != "url" || !strings.Contains(ve.Issues[0].Rule, tt.rule) {
+				t.Errorf("%s URL %q: err = %v, want a *valid.Error naming url and %q", name, url, err, tt.rule)
 			}
 			if name == "credentials" && ve != nil && regexp.MustCompile(`pw`).MatchString(ve.Error()) {
 				t.Errorf("the refusal echoes the URL's password: %v", ve)
@@ -221,7 +273,7 @@ func TestWebhookCRUD(t *testing.T) {
 			t.Errorf("stored secret = %q, %v; want the one returned", stored.Secret, err)
 		}
 		clk.Advance(time.Minute) // listed by creation time
-		opw, _, err := e.CreateWebhook(ctx, admin, "", "http://ops.example/hook")
+		opw, _, err := e.CreateWebhook(ctx, admin, "", "https://ops.example/hook")
 		if err != nil || opw.TenantID != "" {
 			t.Fatalf("operator endpoint = %+v, %v", opw, err)
 		}

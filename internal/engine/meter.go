@@ -62,10 +62,17 @@ type UsageFilter struct {
 	Unhealthy bool
 }
 
+// MaxFindingNodes is the most node names one FindingFilter names: the
+// store binds each as a parameter.
+const MaxFindingNodes = 500
+
 // FindingFilter selects health findings: one node ("" all), at or after
 // Since, newest first, at most Limit (0: 100).
 type FindingFilter struct {
-	Node  string
+	Node string
+	// Nodes, when set, keeps findings on these nodes only (at most
+	// MaxFindingNodes names; Node, when also set, must be among them).
+	Nodes []string
 	Since time.Time
 	// Until, when set, keeps findings before it (exclusive).
 	Until time.Time

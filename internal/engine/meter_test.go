@@ -196,6 +196,19 @@ func TestIngestFailsNodeOnFatalXID(t *testing.T) {
 				t.Errorf("findings until %s: %d, %v; want %d", tt.until, len(got), err, tt.want)
 			}
 		}
+		// Nodes keeps the named nodes' findings only.
+		for _, tt := range []struct {
+			nodes []string
+			want  int
+		}{{[]string{node}, 1}, {[]string{"no-such-node", node}, 1}, {[]string{"no-such-node"}, 0}} {
+			if got, err := e.Findings(ctx, admin, engine.FindingFilter{Nodes: tt.nodes}); err != nil || len(got) != tt.want {
+				t.Errorf("findings on %q: %d, %v; want %d", tt.nodes, len(got), err, tt.want)
+			}
+		}
+		// The lease's findings: the node it held then.
+		if got, err := e.LeaseFindings(ctx, acme, res.Lease.ID, t0, t0.Add(2*time.Hour)); err != nil || len(got) != 1 || got[0].Node != node || got[0].Open {
+			t.Errorf("lease findings %+v, %v; want the XID on %s, closed", got, err, node)
+		}
 		// The lease got a replacement node.
 		views, _, err = e.LeaseAllocations(ctx, admin, res.Lease.ID)
 		if err != nil || len(views) != 2 {

@@ -75,11 +75,15 @@ type Reader interface {
 	// Shortfalls returns the shortfalls of one lease, or of every lease
 	// when leaseID is "", ordered by From then ID.
 	Shortfalls(ctx context.Context, leaseID string) ([]lease.Shortfall, error)
+	// ShortfallCounts returns how many shortfalls each of leaseIDs has
+	// (at most MaxLeasePage of them); a lease without any is absent.
+	ShortfallCounts(ctx context.Context, leaseIDs []string) (map[string]int, error)
 	// Demand returns pool's measured internal demand over [from, to),
 	// ordered by hour; a zero to means no end.
 	Demand(ctx context.Context, pool string, from, to time.Time) ([]demand.Sample, error)
 
-	// Events returns the events f selects, ordered by Seq.
+	// Events returns the events f selects, ordered by Seq (newest first
+	// when f.Newest).
 	Events(ctx context.Context, f EventFilter) ([]event.Event, error)
 
 	// UsageRows returns the hourly rollup rows f selects, ordered by hour,
@@ -294,7 +298,12 @@ type AuditFilter struct {
 type EventFilter struct {
 	TenantID string
 	After    int64
-	Limit    int
+	// Before, when above 0, keeps events with Seq < Before only.
+	Before int64
+	// Newest orders the events newest first: Limit then keeps the
+	// newest ones.
+	Newest bool
+	Limit  int
 }
 
 // WebhookFilter selects webhook endpoints. TenantID "" selects every
@@ -350,4 +359,7 @@ type InvoiceFilter struct {
 	TenantID string
 	Month    time.Time // the first instant of a UTC month
 	State    billing.State
+	// Limit, when above 0, keeps the newest Limit invoices: ordered by
+	// month, newest first, then tenant and ID.
+	Limit int
 }

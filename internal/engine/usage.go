@@ -246,8 +246,13 @@ func (e *Engine) heldByHour(ctx context.Context, id string, from, to time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("usage: allocations of %s: %w", id, err)
 	}
+	return e.heldOf(ctx, as, from, to)
+}
+
+// heldOf is heldByHour over allocations as, already read.
+func (e *Engine) heldOf(ctx context.Context, as []lease.Allocation, from, to time.Time) (map[time.Time]int64, error) {
 	out := map[time.Time]int64{}
-	err = e.readCap(ctx, func(c *capState) error {
+	err := e.readCap(ctx, func(c *capState) error {
 		for _, a := range as {
 			s, t := later(a.Start, from), earlier(a.End, to)
 			if !s.Before(t) {
@@ -318,7 +323,12 @@ func (e *Engine) SLA(ctx context.Context, p tenant.Principal, leaseID string, mo
 	}
 	start := stepStart(StepMonth, month)
 	end := start.AddDate(0, 1, 0)
-	held, err := e.heldByHour(ctx, leaseID, start, end)
+	// One read of the allocations for the held time and the findings.
+	as, err := e.store.Allocations(ctx, AllocationFilter{LeaseID: leaseID})
+	if err != nil {
+		return meter.SLA{}, fmt.Errorf("sla: allocations of %s: %w", leaseID, err)
+	}
+	held, err := e.heldOf(ctx, as, start, end)
 	if err != nil {
 		return meter.SLA{}, err
 	}
@@ -362,7 +372,7 @@ func (e *Engine) SLA(ctx context.Context, p tenant.Principal, leaseID string, mo
 				Text: fmt.Sprintf("node %s failed: no replacement for %d GPUs", s.Node, s.GPUs)})
 		}
 	}
-	fs, err := e.leaseFindings(ctx, leaseID, start, end)
+	fs, err := e.findingsOf(ctx, as, start, end)
 	if err != nil {
 		return meter.SLA{}, err
 	}
@@ -375,14 +385,40 @@ func (e *Engine) SLA(ctx context.Context, p tenant.Principal, leaseID string, mo
 // leaseFindings returns the health findings in [from, to) on nodes lease
 // id held at the finding's time.
 func (e *Engine) leaseFindings(ctx context.Context, id string, from, to time.Time) ([]meter.Finding, error) {
-	// Findings of [from, to) only: a busy fleet's newest findings would
-	// otherwise fill the limit and leave a past month without its causes.
-	fs, err := e.store.Findings(ctx, FindingFilter{Since: from, Until: to, Limit: 10_000})
-	if err != nil || len(fs) == 0 {
-		return nil, err
-	}
 	as, err := e.store.Allocations(ctx, AllocationFilter{LeaseID: id})
 	if err != nil {
+		return nil, err
+	}
+	return e.findingsOf(ctx, as, from, to)
+}
+
+// findingsOf is leaseFindings over the lease's allocations as, already
+// read.
+func (e *Engine) findingsOf(ctx context.Context, as []lease.Allocation, from, to time.Time) ([]meter.Finding, error) {
+	// Findings of [from, to) on the nodes the lease held in it only: a
+	// busy fleet's findings elsewhere would otherwise cost the read and
+	// fill the limit, leaving a past month without its causes.
+	var names []string
+	err := e.readCap(ctx, func(c *capState) error {
+		seen := map[int64]bool{}
+		for _, a := range as {
+			if !a.Start.Before(to) || !from.Before(a.End) {
+				continue
+			}
+			for o := a.NodeFrom; o < a.NodeTo; o++ {
+				if n, ok := c.byOrd[o]; ok && !seen[o] {
+					seen[o] = true
+					names = append(names, n.Name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	fs, err := e.nodeFindings(ctx, names, from, to, 10_000)
+	if err != nil || len(fs) == 0 {
 		return nil, err
 	}
 	var out []meter.Finding

@@ -260,10 +260,9 @@ func (s *Server) capacity(w http.ResponseWriter, r *http.Request, p tenant.Princ
 	}
 	now := s.eng.Clock().Now().UTC()
 	q, qerr := window(r.URL.Query(), now)
-	pool, ok := pickPool(pools, q.pool)
-	if !ok {
-		s.fail(w, v, tenant.ErrNotFound)
-		return
+	pool, known := pickPool(pools, q.pool)
+	if !known {
+		pool = ""
 	}
 	type spanLink struct {
 		Name, URL string
@@ -284,7 +283,11 @@ func (s *Server) capacity(w http.ResponseWriter, r *http.Request, p tenant.Princ
 	}
 	status := http.StatusOK
 	var pts []engine.TimelinePoint
-	if qerr == nil {
+	if !known {
+		// A page that names the field and the pools there are, not a bare
+		// 404.
+		status, v.Error = http.StatusNotFound, unknownPool(pools, q.pool)
+	} else if qerr == nil {
 		step := stepFor(q.to.Sub(q.from))
 		pts, err = s.eng.CapacityTimeline(r.Context(), p, pool, q.from, q.to, step)
 		qerr = err
@@ -293,7 +296,8 @@ func (s *Server) capacity(w http.ResponseWriter, r *http.Request, p tenant.Princ
 			data.Step = d
 		}
 	}
-	if qerr != nil {
+	if !known {
+	} else if qerr != nil {
 		code, msg, ok := refusal(qerr)
 		if !ok {
 			s.fail(w, v, qerr)

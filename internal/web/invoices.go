@@ -3,12 +3,13 @@ package web
 import (
 	"context"
 	"net/http"
-	"slices"
+	"time"
 
 	"github.com/neocloud/neocloud/internal/billing"
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/money"
 	"github.com/neocloud/neocloud/internal/tenant"
+	"github.com/neocloud/neocloud/internal/valid"
 )
 
 // billingEngine is what the invoice and revenue pages read.
@@ -38,19 +39,46 @@ func invoiceView(inv billing.Invoice) invoiceRow {
 	return out
 }
 
+// maxInvoiceRows is how many invoices the list shows: the newest, with a
+// notice to pick a month for older ones when there are more.
+const maxInvoiceRows = 500
+
+// invoicesData is the invoice list: at most maxInvoiceRows invoices, of
+// Month when one is asked for.
+type invoicesData struct {
+	Rows  []invoiceRow
+	Month string
+	More  bool // more invoices than shown
+}
+
 func (s *Server) invoices(w http.ResponseWriter, r *http.Request, p tenant.Principal, v view) {
 	v.Title, v.Page = "Invoices", "invoices"
-	invs, err := s.eng.Invoices(r.Context(), p, engine.InvoiceFilter{})
+	var data invoicesData
+	f := engine.InvoiceFilter{Limit: s.invoiceRows + 1}
+	if m := r.URL.Query().Get("month"); m != "" {
+		month, err := time.ParseInLocation("2006-01", m, time.UTC)
+		if err != nil {
+			var bad valid.Error
+			bad.Add("month", m, "must be a month as YYYY-MM")
+			v.Error, v.Data = bad.Error(), data
+			s.render(w, http.StatusBadRequest, "invoices", v)
+			return
+		}
+		f.Month, data.Month = month, m
+	}
+	invs, err := s.eng.Invoices(r.Context(), p, f) // newest month first
 	if err != nil {
 		s.fail(w, v, err)
 		return
 	}
-	slices.Reverse(invs) // newest month first
-	rows := make([]invoiceRow, len(invs))
-	for i, inv := range invs {
-		rows[i] = invoiceView(inv)
+	if len(invs) > s.invoiceRows {
+		invs, data.More = invs[:s.invoiceRows], true
 	}
-	v.Data = rows
+	data.Rows = make([]invoiceRow, len(invs))
+	for i, inv := range invs {
+		data.Rows[i] = invoiceView(inv)
+	}
+	v.Data = data
 	s.render(w, http.StatusOK, "invoices", v)
 }
 

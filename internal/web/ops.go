@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/demand"
@@ -24,10 +26,12 @@ type opsEngine interface {
 	Revenue(ctx context.Context, p tenant.Principal, from, to time.Time) ([]engine.RevenueRow, error)
 
 	Events(ctx context.Context, p tenant.Principal, after int64, limit int) ([]event.Event, error)
+	RecentEvents(ctx context.Context, p tenant.Principal, before int64, limit int) ([]event.Event, error)
 	LastEventSeq(ctx context.Context) (int64, error)
 	EventsChanged() <-chan struct{}
 
 	TenantSummaries(ctx context.Context, p tenant.Principal) ([]engine.TenantSummary, error)
+	TenantSummary(ctx context.Context, p tenant.Principal, id string) (engine.TenantSummary, error)
 	Tenant(ctx context.Context, p tenant.Principal, id string) (tenant.Tenant, error)
 	CreateTenant(ctx context.Context, p tenant.Principal, t tenant.Tenant) (tenant.Tenant, error)
 	Keys(ctx context.Context, p tenant.Principal, tenantID string, includeRevoked bool) ([]tenant.Key, error)
@@ -89,6 +93,29 @@ func bySite(pools []engine.PoolRef) []site {
 		out[len(out)-1].Pools = append(out[len(out)-1].Pools, pl.ID)
 	}
 	return out
+}
+
+// maxPoolsNamed is how many pools an unknown pool's message lists.
+const maxPoolsNamed = 20
+
+// unknownPool is the message of a page asked for a pool the fleet does
+// not have: the field, the value, and the pools in service (the first
+// maxPoolsNamed).
+func unknownPool(pools []engine.PoolRef, want string) string {
+	var names []string
+	for _, pl := range pools[:min(len(pools), maxPoolsNamed)] {
+		names = append(names, pl.ID)
+	}
+	known := strings.Join(names, ", ")
+	switch {
+	case len(pools) == 0:
+		known = "none (the fleet has no node in service)"
+	case len(pools) > maxPoolsNamed:
+		known += fmt.Sprintf(" and %d more", len(pools)-maxPoolsNamed)
+	}
+	var v valid.Error
+	v.Add("pool", want, "must be a pool of the fleet's nodes in service: %s", known)
+	return v.Error()
 }
 
 // pickPool returns the pool the query names, the first pool when it names

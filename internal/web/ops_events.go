@@ -1,13 +1,11 @@
 package web
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +25,6 @@ import (
 const (
 	// recentEvents is how many events the page lists when it loads.
 	recentEvents = 100
-	// recentWindows bounds the search for a tenant's recent events: as
-	// many windows of engine.MaxEventsPage sequence numbers, newest first.
-	recentWindows = 20
 	// keepShown is how many events the page keeps as new ones arrive
 	// (static/events.js).
 	keepShown = 500
@@ -142,26 +137,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p tenant.Princip
 }
 
 // recent returns up to n of the events p may see with Seq at most last,
-// newest first. Events reads forward from a cursor, so it reads windows
-// of engine.MaxEventsPage sequence numbers backwards from last (one read
-// for operators, who see every event), at most recentWindows of them.
+// newest first: one read of the store's newest, a tenant's from its own
+// index, however many other tenants' events came since.
 func (s *Server) recent(ctx context.Context, p tenant.Principal, last int64, n int) ([]event.Event, error) {
-	var out []event.Event
-	for hi, i := last, 0; hi > 0 && len(out) < n && i < recentWindows; i++ {
-		lo := max(hi-engine.MaxEventsPage, 0)
-		evs, err := s.eng.Events(ctx, p, lo, engine.MaxEventsPage)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			if e.Seq <= hi {
-				out = append(out, e)
-			}
-		}
-		hi = lo
+	if last <= 0 {
+		return nil, nil
 	}
-	slices.SortFunc(out, func(a, b event.Event) int { return cmp.Compare(b.Seq, a.Seq) })
-	return out[:min(len(out), n)], nil
+	return s.eng.RecentEvents(ctx, p, last+1, n)
 }
 
 // Defaults of the event stream's timing.
@@ -178,6 +160,11 @@ const (
 	// streamRetry is what the stream tells EventSource to wait before
 	// reconnecting, in milliseconds.
 	streamRetry = 3000
+	// streamMinRead is the least time between two reads of one stream:
+	// every commit wakes every open stream, so a busy fleet's commits are
+	// read in batches of this long rather than one store read per stream
+	// per commit.
+	streamMinRead = 250 * time.Millisecond
 )
 
 // eventStreams serves GET /events/stream and owns the streams it opened:
@@ -185,6 +172,7 @@ const (
 type eventStreams struct {
 	s                *Server
 	heartbeat, check atomic.Int64 // durations, in nanoseconds
+	minRead          atomic.Int64 // a duration, in nanoseconds
 	open             atomic.Int64
 	closing          chan struct{}
 	closeOnce        sync.Once
@@ -194,6 +182,7 @@ func newEventStreams(s *Server) *eventStreams {
 	h := &eventStreams{s: s, closing: make(chan struct{})}
 	h.heartbeat.Store(int64(streamHeartbeat))
 	h.check.Store(int64(streamCheck))
+	h.minRead.Store(int64(streamMinRead))
 	return h
 }
 
@@ -288,6 +277,7 @@ func (h *eventStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	check := time.NewTicker(time.Duration(h.check.Load()))
 	defer check.Stop()
 	operator := p.Role.IsOperator()
+	lastRead := time.Now()
 	for {
 		var b []byte
 		for _, e := range evs {
@@ -321,6 +311,20 @@ func (h *eventStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					}
 				}
 			}
+			// Commits that come within minRead of the last read wait
+			// for it and are read together (a backlog reads at once).
+			if wait := time.Duration(h.minRead.Load()) - time.Since(lastRead); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-h.closing:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 		}
 		// Every read is made with a key checked just before it.
 		if !h.valid(ctx, id) {
@@ -328,6 +332,7 @@ func (h *eventStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		changed = s.eng.EventsChanged()
+		lastRead = time.Now()
 		if evs, err = s.eng.Events(ctx, p, after, engine.MaxEventsPage); err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("web: event stream: read", "err", err, "key_id", p.KeyID)

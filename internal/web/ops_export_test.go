@@ -12,3 +12,10 @@ func SetStreamTiming(s *Server, heartbeat, check time.Duration) {
 
 // OpenStreams returns how many event streams are open.
 func OpenStreams(s *Server) int64 { return s.streams().open.Load() }
+
+// SetStreamMinRead sets the least time between two reads of one event
+// stream opened from now on.
+func SetStreamMinRead(s *Server, d time.Duration) { s.streams().minRead.Store(int64(d)) }
+
+// SetInvoiceRows sets how many invoices /invoices lists.
+func SetInvoiceRows(s *Server, n int) { s.invoiceRows = n }

@@ -36,10 +36,9 @@ func (s *Server) sellable(w http.ResponseWriter, r *http.Request, p tenant.Princ
 		return
 	}
 	q := r.URL.Query()
-	pool, ok := pickPool(pools, q.Get("pool"))
-	if !ok {
-		s.fail(w, v, tenant.ErrNotFound)
-		return
+	pool, known := pickPool(pools, q.Get("pool"))
+	if !known {
+		pool = ""
 	}
 	// The query's own checks, before the engine's: bad input is a 400.
 	var bad valid.Error
@@ -86,6 +85,13 @@ func (s *Server) sellable(w http.ResponseWriter, r *http.Request, p tenant.Princ
 		JSON               template.JS
 	}{Pool: pool, Sites: bySite(pools), Months: months, MonthChoices: sellableMonths,
 		Quantile: strconv.FormatFloat(pol.Quantile, 'f', -1, 64), Buffer: strconv.FormatInt(pol.BufferPermille, 10)}
+	if !known {
+		// A page that names the field and the pools there are, not a bare
+		// 404.
+		v.Error, v.Data = unknownPool(pools, q.Get("pool")), data
+		s.render(w, http.StatusNotFound, "sellable", v)
+		return
+	}
 	if err := bad.Err(); err != nil {
 		v.Error, v.Data = err.Error(), data
 		s.render(w, http.StatusBadRequest, "sellable", v)

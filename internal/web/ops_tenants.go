@@ -114,18 +114,13 @@ func (s *Server) tenantPage(w http.ResponseWriter, r *http.Request, p tenant.Pri
 func (s *Server) showTenant(w http.ResponseWriter, r *http.Request, p tenant.Principal, v view, status int, data tenantData) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	t, err := s.eng.Tenant(ctx, p, id)
+	t, err := s.eng.TenantSummary(ctx, p, id)
 	if err != nil {
 		s.fail(w, v, err)
 		return
 	}
 	v.Title = "Tenant " + t.ID
 	keys, err := s.eng.Keys(ctx, p, t.ID, true)
-	if err != nil {
-		s.fail(w, v, err)
-		return
-	}
-	sums, err := s.eng.TenantSummaries(ctx, p)
 	if err != nil {
 		s.fail(w, v, err)
 		return
@@ -144,11 +139,7 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request, p tenant.Pri
 		}
 	}
 	data.ID, data.Name, data.Created = t.ID, t.DisplayName, dateTime(t.Created)
-	for _, sm := range sums {
-		if sm.ID == t.ID {
-			data.LiveLeases = sm.LiveLeases
-		}
-	}
+	data.LiveLeases = t.LiveLeases
 	data.LeasesURL = "/leases?" + url.Values{"tenant": {t.ID}}.Encode()
 	data.CanWrite = p.Can(tenant.PermKeysWrite)
 	data.Roles = []tenant.Role{tenant.TenantViewer, tenant.TenantAdmin}

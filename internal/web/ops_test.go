@@ -5,15 +5,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/demand"
 	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/event"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/tenant"
 	"github.com/neocloud/neocloud/internal/web"
@@ -85,7 +88,8 @@ func TestOperatorPages(t *testing.T) {
 		{"capacity default pool", "/capacity", 200, []string{"Capacity · lab-1/GB200"}, 1},
 		{"capacity bad from", "/capacity?pool=" + h100 + "&from=yesterday", 400, []string{`id="error"`, "from: must be an RFC 3339 time"}, 1},
 		{"capacity too long ago", "/capacity?pool=" + h100 + "&from=2019-01-01&to=2019-02-01", 400, []string{`id="error"`, "from: must not be before"}, 1},
-		{"capacity unknown pool", "/capacity?pool=lab-1/X", 404, nil, 0},
+		{"capacity unknown pool", "/capacity?pool=lab-1/X", 404, []string{`id="error"`, "pool", "lab-1/X", "must be a pool of the fleet", "lab-1/H100-SXM, "}, 1},
+		{"sellable unknown pool", "/sellable?pool=lab-1/X", 404, []string{`id="error"`, "pool", "lab-1/X", "must be a pool of the fleet", "lab-1/H100-SXM, "}, 1},
 		{"sellable", "/sellable?pool=" + h100 + "&months=6", 200, []string{`id="sellable"`, `data-source="sellable-data"`, "<td>2026-09</td>", "<td>2027-02</td>", "720 hours"}, 1},
 		{"sellable without history", "/sellable?pool=lab-1/H200-SXM", 200, []string{`id="notice"`, "needs a demand history"}, 1},
 		{"sellable bad months", "/sellable?pool=" + h100 + "&months=99", 400, []string{`id="error"`, "months: must be a whole number from 1 to 36"}, 1},
@@ -427,5 +431,63 @@ func TestEventStream(t *testing.T) {
 	// No session, no stream.
 	if code, _, _ := get(t, w.browser(t), after); code != http.StatusUnauthorized {
 		t.Errorf("anonymous stream: %d, want 401", code)
+	}
+}
+
+// countingEngine counts the event reads of the dashboard's streams.
+type countingEngine struct {
+	web.Engine
+	reads atomic.Int64
+}
+
+func (c *countingEngine) Events(ctx context.Context, p tenant.Principal, after int64, limit int) ([]event.Event, error) {
+	c.reads.Add(1)
+	return c.Engine.Events(ctx, p, after, limit)
+}
+
+// TestEventStreamCoalesces: a burst of commits wakes a stream once per
+// minRead, not once per commit, and every event still arrives in order.
+func TestEventStreamCoalesces(t *testing.T) {
+	base, _ := opsWorld(t)
+	ctx := context.Background()
+	ce := &countingEngine{Engine: base.eng}
+	d, err := web.New(web.Config{Engine: ce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := *base
+	w.srv = httptest.NewServer(d)
+	t.Cleanup(w.srv.Close)
+	t.Cleanup(d.CloseStreams)
+	web.SetStreamMinRead(d, 300*time.Millisecond)
+	last, err := w.eng.LastEventSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := w.browser(t)
+	w.signIn(t, op, w.keys["operator"])
+	evs, _ := stream(t, op, w.srv.URL+"/events/stream?after="+strconv.FormatInt(last, 10), nil)
+	if e := <-evs; e.Comment != "neocloud events" {
+		t.Fatalf("first line %+v", e)
+	}
+	before := ce.reads.Load()
+	const burst = 12
+	var ids []string
+	for i := range burst {
+		res, err := w.eng.RequestLease(ctx, w.admin, "tenant-a", lease.Request{Kind: lease.Reservation, Pool: h100,
+			Start: t0.Add(time.Duration(20+i) * time.Hour), End: t0.Add(time.Duration(21+i) * time.Hour), GPUs: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Lease.ID)
+	}
+	for _, want := range ids {
+		e, ok := next(evs)
+		if !ok || !strings.Contains(e.Data, want) {
+			t.Fatalf("stream: %+v, want lease.created of %s", e, want)
+		}
+	}
+	if reads := ce.reads.Load() - before; reads >= burst/2 {
+		t.Errorf("%d reads for %d commits, want them coalesced", reads, burst)
 	}
 }

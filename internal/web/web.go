@@ -54,6 +54,8 @@ type Server struct {
 	secure bool
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
+	// invoiceRows is how many invoices /invoices lists (tests shorten it).
+	invoiceRows int
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -68,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.SessionTTL = 12 * time.Hour
 	}
 	s := &Server{eng: cfg.Engine, log: cfg.Logger, ttl: cfg.SessionTTL, secure: cfg.Secure, pages: map[string]*template.Template{},
-		mux: http.NewServeMux(), sessions: map[string]*session{}}
+		mux: http.NewServeMux(), sessions: map[string]*session{}, invoiceRows: maxInvoiceRows}
 	if err := s.parsePages(); err != nil {
 		return nil, err
 	}

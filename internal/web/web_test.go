@@ -270,3 +270,39 @@ func TestSecureCookies(t *testing.T) {
 		t.Errorf("sign in: %d, session cookie %q: want Secure", resp.StatusCode, sc)
 	}
 }
+
+// TestInvoiceList: an operator's list is bounded, newest first, with a
+// notice when there are more, and a month narrows it.
+func TestInvoiceList(t *testing.T) {
+	w := newWorld(t)
+	web.SetInvoiceRows(w.srv.Config.Handler.(*web.Server), 1)
+	op := w.browser(t)
+	w.signIn(t, op, w.keys["operator"])
+	for _, tt := range []struct {
+		name, path string
+		code       int
+		want, not  []string
+	}{
+		{"bounded", "/invoices", 200, []string{w.invoice["tenant-a"], `id="more"`, "pick a month"}, []string{w.invoice["tenant-b"]}},
+		{"a month", "/invoices?month=2026-09", 200, []string{w.invoice["tenant-a"], `id="more"`, `value="2026-09"`}, []string{w.invoice["tenant-b"]}},
+		{"an empty month", "/invoices?month=2020-01", 200, []string{"No invoices for 2020-01"}, []string{`id="more"`}},
+		{"a bad month", "/invoices?month=September", 400, []string{`id="error"`, "month", "must be a month as YYYY-MM"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body, _ := get(t, op, w.srv.URL+tt.path)
+			if code != tt.code {
+				t.Fatalf("%d, want %d\n%s", code, tt.code, body)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(body, s) {
+					t.Errorf("no %q", s)
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(body, s) {
+					t.Errorf("%q shown", s)
+				}
+			}
+		})
+	}
+}

@@ -3,14 +3,15 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/event"
 )
 
@@ -29,16 +30,19 @@ type Source interface {
 }
 
 // Config holds a Dispatcher's dependencies. Source and Changed are
-// required; the others default to a 10-second HTTP client that does not
-// follow redirects, the real clock and timers, DefaultBackoff and a
-// discarding logger.
+// required; the others default to NewClient(Egress) (a 10-second client
+// that connects only where Egress allows and follows no redirect), the
+// real clock and timers, DefaultBackoff and a discarding logger.
 type Config struct {
 	Source Source
 	// Changed returns a channel closed when events are appended or
 	// endpoints change after the call (the engine's EventsChanged).
 	Changed func() <-chan struct{}
 	Client  Doer
-	Clock   clock.Clock
+	// Egress is what the default client may connect to (ignored when
+	// Client is set): the zero value blocks the server's own networks.
+	Egress egress.Policy
+	Clock  clock.Clock
 	// After waits: it returns a channel that receives after d (tests
 	// move a fake clock instead of sleeping).
 	After   func(d time.Duration) <-chan time.Time
@@ -59,6 +63,7 @@ type Dispatcher struct {
 	src     Source
 	changed func() <-chan struct{}
 	client  Doer
+	egress  egress.Policy
 	clock   clock.Clock
 	after   func(time.Duration) <-chan time.Time
 	backoff Backoff
@@ -73,11 +78,10 @@ const errorRetry = 5 * time.Second
 
 // NewDispatcher returns a dispatcher; Run starts it.
 func NewDispatcher(cfg Config) *Dispatcher {
-	d := &Dispatcher{src: cfg.Source, changed: cfg.Changed, client: cfg.Client, clock: cfg.Clock, after: cfg.After,
+	d := &Dispatcher{src: cfg.Source, changed: cfg.Changed, client: cfg.Client, egress: cfg.Egress, clock: cfg.Clock, after: cfg.After,
 		backoff: cfg.Backoff, log: cfg.Logger}
 	if d.client == nil {
-		d.client = &http.Client{Timeout: 10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		d.client = NewClient(cfg.Egress)
 	}
 	if d.clock == nil {
 		d.clock = clock.Real{}
@@ -212,7 +216,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ep event.Webhook, cur *event.D
 			return time.Time{}
 		}
 		for _, ev := range evs {
-			res := Attempt(ctx, d.client, target, Event{ID: ev.ID(), Type: string(ev.Type), Body: Payload(ev)}, d.clock.Now())
+			res := d.attempt(ctx, target, ev)
 			if ctx.Err() != nil {
 				return time.Time{} // shutting down: this attempt does not count
 			}
@@ -240,6 +244,18 @@ func (d *Dispatcher) deliver(ctx context.Context, ep event.Webhook, cur *event.D
 		}
 	}
 	return time.Time{}
+}
+
+// attempt makes one attempt of ev to target, refused without a call when
+// the URL is plain http and the operator has not allowed it (an endpoint
+// registered before the server was restarted without
+// --webhook-allow-http).
+func (d *Dispatcher) attempt(ctx context.Context, target Endpoint, ev event.Event) Result {
+	if !d.egress.AllowHTTP && !strings.HasPrefix(strings.ToLower(target.URL), "https://") {
+		return Result{Err: fmt.Errorf("webhook %s: %w", ev.ID(),
+			&egress.BlockedError{Range: "plain http webhooks are not allowed (the operator may allow them with --webhook-allow-http)"})}
+	}
+	return Attempt(ctx, d.client, target, Event{ID: ev.ID(), Type: string(ev.Type), Body: Payload(ev)}, d.clock.Now())
 }
 
 // redact replaces rawURL in msg by its scheme, host and path: a query may

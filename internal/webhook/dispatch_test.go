@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/neocloud/neocloud/internal/clock"
+	"github.com/neocloud/neocloud/internal/egress"
 	"github.com/neocloud/neocloud/internal/event"
 )
 
@@ -154,13 +156,23 @@ func ids(calls []call) []string {
 	return out
 }
 
+// loopbackOK lets the dispatcher reach the test receivers on 127.0.0.1
+// over plain http, which the default policy refuses.
+var loopbackOK = egress.Policy{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+
 // start runs a dispatcher over src on a fake clock whose waits return at
 // once, moving the clock by what was asked: retries never sleep. The
 // dispatcher stops when the test ends.
 func start(t *testing.T, src *fakeSource, b Backoff) *clock.Fake {
 	t.Helper()
+	return startWith(t, src, b, loopbackOK)
+}
+
+// startWith is start with an egress policy.
+func startWith(t *testing.T, src *fakeSource, b Backoff, policy egress.Policy) *clock.Fake {
+	t.Helper()
 	clk := clock.NewFake(t0)
-	d := NewDispatcher(Config{Source: src, Changed: src.Changed, Clock: clk, Backoff: b,
+	d := NewDispatcher(Config{Source: src, Changed: src.Changed, Clock: clk, Backoff: b, Egress: policy,
 		After: func(d time.Duration) <-chan time.Time {
 			clk.Advance(d)
 			ch := make(chan time.Time, 1)

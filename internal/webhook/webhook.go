@@ -142,9 +142,10 @@ func (r Result) OK() bool { return r.Err == nil && r.Status >= 200 && r.Status <
 
 // Retryable reports whether another attempt may succeed: no response
 // (network error, timeout), 408, 425, 429 and 5xx. Other 4xx say the
-// receiver will not take this call, now or later.
+// receiver will not take this call, now or later; so does a connection
+// the egress policy refused (Blocked).
 func (r Result) Retryable() bool {
-	if r.OK() {
+	if r.OK() || Blocked(r.Err) {
 		return false
 	}
 	switch {

@@ -191,7 +191,13 @@ func (r reader) Invoices(ctx context.Context, f engine.InvoiceFilter) ([]billing
 		q += ` AND state = ?`
 		args = append(args, string(f.State))
 	}
-	rows, err := r.c.query(ctx, q+` ORDER BY month_us, tenant_id, id`, args...)
+	if f.Limit > 0 {
+		q += ` ORDER BY month_us DESC, tenant_id, id LIMIT ?`
+		args = append(args, f.Limit)
+	} else {
+		q += ` ORDER BY month_us, tenant_id, id`
+	}
+	rows, err := r.c.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: invoices: %w", err)
 	}

@@ -55,11 +55,19 @@ func (r reader) Events(ctx context.Context, f engine.EventFilter) ([]event.Event
 		q += ` AND tenant_id = ?`
 		args = append(args, f.TenantID)
 	}
+	if f.Before > 0 {
+		q += ` AND seq < ?`
+		args = append(args, f.Before)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	q += ` ORDER BY seq LIMIT ?`
+	if f.Newest {
+		q += ` ORDER BY seq DESC LIMIT ?`
+	} else {
+		q += ` ORDER BY seq LIMIT ?`
+	}
 	args = append(args, limit)
 	rows, err := r.c.query(ctx, q, args...)
 	if err != nil {

@@ -320,6 +320,39 @@ func (t *tx) InsertShortfall(ctx context.Context, s lease.Shortfall) error {
 	return nil
 }
 
+// ShortfallCounts returns how many shortfalls each of leaseIDs has; a
+// lease without any is absent.
+func (r reader) ShortfallCounts(ctx context.Context, leaseIDs []string) (map[string]int, error) {
+	out := map[string]int{}
+	if len(leaseIDs) > engine.MaxLeasePage {
+		return nil, fmt.Errorf("store: shortfall counts: %d leases, more than %d", len(leaseIDs), engine.MaxLeasePage)
+	}
+	if len(leaseIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(leaseIDs))
+	for i, id := range leaseIDs {
+		args[i] = id
+	}
+	rows, err := r.c.query(ctx, `SELECT lease_id, COUNT(*) FROM shortfalls WHERE lease_id IN (`+list(len(leaseIDs))+`) GROUP BY lease_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: shortfall counts: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: shortfall counts: %w", err)
+		}
+		out[id] = n
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("store: shortfall counts: %w", err)
+	}
+	return out, nil
+}
+
 // Shortfalls returns the shortfalls of one lease, or of every lease when
 // leaseID is "", ordered by From then ID.
 func (r reader) Shortfalls(ctx context.Context, leaseID string) ([]lease.Shortfall, error) {

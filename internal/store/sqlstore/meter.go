@@ -294,6 +294,15 @@ func (r reader) Findings(ctx context.Context, f engine.FindingFilter) ([]meter.F
 		q += ` AND node = ?`
 		args = append(args, f.Node)
 	}
+	if len(f.Nodes) > engine.MaxFindingNodes {
+		return nil, fmt.Errorf("store: findings: %d nodes, more than %d", len(f.Nodes), engine.MaxFindingNodes)
+	}
+	if len(f.Nodes) > 0 {
+		q += ` AND node IN (` + list(len(f.Nodes)) + `)`
+		for _, n := range f.Nodes {
+			args = append(args, n)
+		}
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100

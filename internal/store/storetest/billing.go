@@ -101,6 +101,9 @@ func testInvoicesFrozen(t *testing.T, s engine.Store) {
 	if err != nil || len(list) != 1 || list[0].ID != "inv-1" {
 		t.Errorf("Invoices: %+v, %v", list, err)
 	}
+	if list, err := s.Invoices(ctx, engine.InvoiceFilter{Limit: 1}); err != nil || len(list) != 1 {
+		t.Errorf("Invoices, limit 1: %+v, %v", list, err)
+	}
 	// Credit notes are append-only.
 	n, err := billing.IssueCreditNote("cn-1", paid, nil, "goodwill",
 		[]billing.Line{billing.Adjustment("", "goodwill", T0, T0.AddDate(0, 1, 0), money.USD(-10_000))}, T0.Add(3*time.Hour))

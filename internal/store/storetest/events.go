@@ -100,6 +100,26 @@ func testEvents(t *testing.T, s engine.Store) {
 	if got, err := s.Events(ctx, engine.EventFilter{TenantID: "nobody"}); err != nil || len(got) != 0 {
 		t.Errorf("Events of a tenant with none = %v, %v", got, err)
 	}
+	// Newest first, before a cursor: a tenant's newest, however many
+	// others' events follow.
+	for _, tc := range []struct {
+		name string
+		f    engine.EventFilter
+		want []event.Event
+	}{
+		{"acme's newest 2 before the 7th", engine.EventFilter{TenantID: "acme", Before: all[6].Seq, Newest: true, Limit: 2}, []event.Event{all[4], all[3]}},
+		{"rival's before its second", engine.EventFilter{TenantID: "rival", Before: all[5].Seq, Newest: true, Limit: 5}, []event.Event{all[2]}},
+		{"the newest 2", engine.EventFilter{Newest: true, Limit: 2}, []event.Event{all[len(all)-1], all[len(all)-2]}},
+		{"between cursors", engine.EventFilter{After: all[1].Seq, Before: all[4].Seq}, []event.Event{all[2], all[3]}},
+	} {
+		got, err := s.Events(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("Events, %s (-want +got):\n%s", tc.name, diff)
+		}
+	}
 }
 
 // testWebhooks: endpoints are stored with their secret and delivery state,

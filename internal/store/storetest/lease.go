@@ -227,6 +227,22 @@ func testShortfalls(t *testing.T, s engine.Store) {
 			t.Errorf("Shortfalls(%q) (-want +got):\n%s", tc.leaseID, diff)
 		}
 	}
+	for _, tc := range []struct {
+		ids  []string
+		want map[string]int
+	}{
+		{nil, map[string]int{}},
+		{[]string{"ls-1"}, map[string]int{"ls-1": 2}},
+		{[]string{"ls-1", "ls-2", "ls-404"}, map[string]int{"ls-1": 2, "ls-2": 2}},
+	} {
+		got, err := s.ShortfallCounts(ctx, tc.ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ShortfallCounts(%q) (-want +got):\n%s", tc.ids, diff)
+		}
+	}
 }
 
 func testSetNodeState(t *testing.T, s engine.Store) {
