@@ -14,6 +14,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/event"
+	"github.com/neocloud/neocloud/internal/sse"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
@@ -134,22 +135,7 @@ func (s *Server) listEvents(ctx context.Context, p tenant.Principal, in *eventsI
 // page), the pages after it, then each event as it commits; changed was
 // taken before evs were read.
 func (s *Server) stream(ctx context.Context, w http.ResponseWriter, p tenant.Principal, after int64, evs []event.Event, changed <-chan struct{}) {
-	rc := http.NewResponseController(w)
-	// The server's read timeout would cancel the request's context under a
-	// long stream: a GET has no more to read.
-	_ = rc.SetReadDeadline(time.Time{})
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	send := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := sse.Open(w, streamWriteTimeout).Send
 	if !send([]byte(": neocloud events\n\n")) {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/event"
+	"github.com/neocloud/neocloud/internal/sse"
 	"github.com/neocloud/neocloud/internal/tenant"
 )
 
@@ -253,22 +254,7 @@ func (h *eventStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.Add(1)
 	defer h.open.Add(-1)
 
-	rc := http.NewResponseController(w)
-	// The server's read timeout would cancel the request's context under a
-	// long stream: a GET has no more to read.
-	_ = rc.SetReadDeadline(time.Time{})
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	send := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := sse.Open(w, streamWriteTimeout).Send
 	if !send(fmt.Appendf(nil, "retry: %d\n: neocloud events\n\n", streamRetry)) {
 		return
 	}
