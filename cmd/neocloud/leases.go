@@ -86,10 +86,12 @@ func (f *leaseFlags) request() (api.LeaseRequest, error) {
 
 func newQuoteCmd(e *env) *cobra.Command {
 	var f leaseFlags
+	var placement bool
 	cmd := &cobra.Command{
 		Use:   "quote",
-		Short: "Ask whether a lease would be admitted now: where, or why not and from when",
+		Short: "Ask whether a lease would be admitted now, or why not and from when (--placement: and where)",
 		Example: `  neocloud quote --pool ref-300mw/H100-SXM --gpus 1024 --start 2027-01-01T00:00:00Z --end 720h
+  neocloud quote --pool ref-300mw/H100-SXM --gpus 512 --packing pod --start 2027-01-01T00:00:00Z --end 72h --placement
   neocloud quote --kind spot --pool ref-300mw/H100-SXM --gpus 64 --max-price 4.00 --notice 30m
   neocloud quote --kind contract --pool ref-300mw/GB200 --start 2027-01-01T00:00:00Z --end 2029-01-01T00:00:00Z \
       --step 2027-01-01T00:00:00Z=20mw --step 2027-03-01T00:00:00Z=40mw --packing nvlink-domain`,
@@ -100,7 +102,11 @@ func newQuoteCmd(e *env) *cobra.Command {
 				return err
 			}
 			var q api.Quote
-			if err := e.call(cmd.Context(), http.MethodPost, "/v1/quotes", nil, in, &q); err != nil {
+			var query url.Values
+			if placement {
+				query = url.Values{"placement": {"true"}}
+			}
+			if err := e.call(cmd.Context(), http.MethodPost, "/v1/quotes", query, in, &q); err != nil {
 				return err
 			}
 			return e.print(q, func() [][]string {
@@ -113,8 +119,8 @@ func newQuoteCmd(e *env) *cobra.Command {
 					gpus = max(gpus, s.GPUs)
 				}
 				rows := [][]string{{"FEASIBLE", "POOL", "START", "END", "GPUS", "NODES", "LEAF_GROUPS", "PODS", "PRICE", "TOTAL", "REASON", "EARLIEST_START", "DETAIL"},
-					{strconv.FormatBool(q.Feasible), q.Pool, ts(q.Start), ts(q.End), i64(gpus), strconv.Itoa(q.Nodes), strconv.Itoa(q.LeafGroups),
-						strconv.Itoa(q.Pods), dash(q.Price), dash(q.Total), dash(q.Reason), earliest, dash(q.Detail)}}
+					{strconv.FormatBool(q.Feasible), q.Pool, ts(q.Start), ts(q.End), i64(gpus), strconv.Itoa(q.Nodes), dashInt(q.LeafGroups),
+						dashInt(q.Pods), dash(q.Price), dash(q.Total), dash(q.Reason), earliest, dash(q.Detail)}}
 				if len(q.Charges) > 0 {
 					rows = append(rows, []string{""}, []string{"MONTH", "FEE", "PRORATION", "DISCOUNT", "AMOUNT"})
 					for _, c := range q.Charges {
@@ -126,7 +132,16 @@ func newQuoteCmd(e *env) *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().BoolVar(&placement, "placement", false, "also choose the nodes: the leaf groups and pods an admission now would get (slower)")
 	return cmd
+}
+
+// dashInt is n, or "-" for 0.
+func dashInt(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
 }
 
 func dash(s string) string {

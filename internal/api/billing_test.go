@@ -43,8 +43,15 @@ func TestBillingOverHTTP(t *testing.T) {
 		// A reservation without a plan is quoted at the list price.
 		code, body = f.do(f.keys["tenant-admin@tenant-a"], "POST", "/v1/quotes", map[string]any{"kind": "reservation", "pool": "lab-1/H100-SXM",
 			"gpus": 8, "start": "2026-09-02T00:00:00Z", "end": "2026-09-03T00:00:00Z"})
-		if code != http.StatusOK || json.Unmarshal(body, &q) != nil || !q.ListPrice || q.Total != "940.80" {
+		if code != http.StatusOK || json.Unmarshal(body, &q) != nil || !q.ListPrice || q.Total != "940.80" || q.Nodes != 1 || q.LeafGroups != 0 {
 			t.Fatalf("reservation quote: %d %s", code, body)
+		}
+		// With placement=true the quote also chooses the nodes.
+		q = api.Quote{}
+		code, body = f.do(f.keys["tenant-admin@tenant-a"], "POST", "/v1/quotes?placement=true", map[string]any{"kind": "reservation", "pool": "lab-1/H100-SXM",
+			"gpus": 8, "start": "2026-09-02T00:00:00Z", "end": "2026-09-03T00:00:00Z"})
+		if code != http.StatusOK || json.Unmarshal(body, &q) != nil || !q.Feasible || q.Nodes != 1 || q.LeafGroups != 1 || q.Pods != 1 || q.Total != "940.80" {
+			t.Fatalf("reservation quote with placement: %d %s", code, body)
 		}
 		// A tenant cannot attach a plan; an operator can.
 		if code, body := f.do(f.keys["tenant-admin@tenant-a"], "POST", "/v1/leases", req); code != http.StatusForbidden {

@@ -22,7 +22,7 @@ import (
 func (s *Server) registerLeaseRoutes() {
 	register(s, huma.Operation{OperationID: "create-quote", Method: http.MethodPost, Path: "/v1/quotes", Tags: []string{"leases"},
 		Summary:     "Would this lease be admitted now? Where, or why not and from when",
-		Description: "Answers feasibility, the placement it would get, or the reason it does not fit and the earliest start at which the same request would. Commits nothing."},
+		Description: "Answers feasibility, or the reason it does not fit and the earliest start at which the same request would. With placement=true it also chooses the nodes an admission now would get and gives their leaf groups and pods (slower: the search for the preferred plan). Commits nothing."},
 		tenant.PermLeasesRead, s.createQuote)
 	register(s, huma.Operation{OperationID: "create-lease", Method: http.MethodPost, Path: "/v1/leases", Tags: []string{"leases"},
 		Summary:       "Request a lease: admitted and placed on nodes, or refused (409) with the reason and the earliest start that fits",
@@ -182,9 +182,9 @@ type Quote struct {
 	Start         time.Time  `json:"start"`
 	End           time.Time  `json:"end"`
 	Schedule      []Step     `json:"schedule" doc:"With megawatts converted to GPUs."`
-	Nodes         int        `json:"nodes" doc:"Nodes of the largest step's placement."`
-	LeafGroups    int        `json:"leaf_groups"`
-	Pods          int        `json:"pods"`
+	Nodes         int        `json:"nodes" doc:"Nodes of the largest step."`
+	LeafGroups    int        `json:"leaf_groups,omitempty" doc:"With placement=true: the leaf groups of the largest step's placement."`
+	Pods          int        `json:"pods,omitempty" doc:"With placement=true: the pods of the largest step's placement."`
 	Price         string     `json:"price,omitempty" doc:"Spot: the price per GPU-hour of the notice tier now, USD."`
 	Notice        string     `json:"notice,omitempty" doc:"Spot: the notice tier."`
 	// The price of a contract (with the plan of the request) or a
@@ -199,12 +199,21 @@ type leaseRequestIn struct {
 	Body LeaseRequest
 }
 
-func (s *Server) createQuote(ctx context.Context, p tenant.Principal, in *leaseRequestIn) (*body[Quote], error) {
+type quoteIn struct {
+	Placement bool `query:"placement" doc:"Also choose the nodes and give the placement's leaf groups and pods."`
+	Body      LeaseRequest
+}
+
+func (s *Server) createQuote(ctx context.Context, p tenant.Principal, in *quoteIn) (*body[Quote], error) {
 	r, err := in.Body.domain()
 	if err != nil {
 		return nil, err
 	}
-	q, err := s.eng.Quote(ctx, p, in.Body.Tenant, r)
+	quote := s.eng.Quote
+	if in.Placement {
+		quote = s.eng.QuotePlacement
+	}
+	q, err := quote(ctx, p, in.Body.Tenant, r)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,9 @@ type Quote struct {
 	End      time.Time
 	// Schedule is the request's schedule with power converted to GPUs.
 	Schedule []lease.Step
-	// Nodes, LeafGroups and Pods describe the largest step's placement.
+	// Nodes is the largest step's nodes. LeafGroups and Pods describe its
+	// placement: only in a quote that asks for it (QuotePlacement), 0
+	// otherwise.
 	Nodes      int
 	LeafGroups int
 	Pods       int
@@ -112,20 +114,34 @@ func (c *capState) resolve(now time.Time, r lease.Request) (lease.Lease, *poolCa
 	return l, p, e.Err()
 }
 
+// fitMode says what fitsIn finds for each segment.
+type fitMode int8
+
+const (
+	// fitPlace places the segment (placement.Place): plans, and a
+	// refusal that names the rule that fails.
+	fitPlace fitMode = iota
+	// fitDecide asks whether the segment fits and why not
+	// (placement.Decide): no plans, the refusal Place would give.
+	fitDecide
+	// fitProbe only asks whether the segment fits (placement.Fits): no
+	// plans, and the refusal may not name the rule that fails, which
+	// spares the search for it.
+	fitProbe
+)
+
 // fits checks every step of l, shifted by shift, against the pool's counts
-// and places it; it returns the nodes of each segment or the refusal. A
-// probe only asks whether l fits (placement.Fits): it returns no plans,
-// and its refusal may not name the rule that fails, which spares the
-// search for the nodes and for the rule.
-func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
-	return c.fitsIn(p, l, l.Segments(), shift, shift, probe)
+// and, as mode asks, places it or decides whether it fits; it returns the
+// nodes of each segment (fitPlace only) or the refusal.
+func (c *capState) fits(p *poolCap, l *lease.Lease, shift time.Duration, mode fitMode) ([]placement.Plan, *Refusal) {
+	return c.fitsIn(p, l, l.Segments(), shift, shift, mode)
 }
 
 // fitsIn is fits for l's segments segs, each with its start shifted by
 // startShift and its end by endShift (a segment must not come out empty):
 // with startShift the later, each segment's window is the part its
 // windows at every shift between the two have in common.
-func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, startShift, endShift time.Duration, probe bool) ([]placement.Plan, *Refusal) {
+func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, startShift, endShift time.Duration, mode fitMode) ([]placement.Plan, *Refusal) {
 	cal, what := p.free, "guaranteed"
 	if !l.Kind.Guaranteed() {
 		cal, what = p.idle, "spot"
@@ -146,7 +162,8 @@ func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, star
 		}
 		req := placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
 			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev}
-		if probe {
+		switch mode {
+		case fitProbe:
 			ok, err := placement.Fits(c.ix, req)
 			switch {
 			case err != nil:
@@ -155,13 +172,15 @@ func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, star
 				return nil, &Refusal{Reason: string(placement.ReasonUnknown), Detail: "no placement over the window"}
 			}
 			continue
+		case fitDecide:
+			if err := placement.Decide(c.ix, req); err != nil {
+				return nil, placementRefusal(err)
+			}
+			continue
 		}
 		plan, err := placement.Place(c.ix, req)
 		if err != nil {
-			if pe := placementError(err); pe != nil {
-				return nil, &Refusal{Reason: string(pe.Reason), Detail: pe.Detail}
-			}
-			return nil, &Refusal{Reason: "topology", Detail: err.Error()}
+			return nil, placementRefusal(err)
 		}
 		if plans == nil {
 			plans = make([]placement.Plan, 0, len(segs))
@@ -170,6 +189,14 @@ func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, star
 		prev = plan.Nodes
 	}
 	return plans, nil
+}
+
+// placementRefusal is the refusal for placement's error err.
+func placementRefusal(err error) *Refusal {
+	if pe := placementError(err); pe != nil {
+		return &Refusal{Reason: string(pe.Reason), Detail: pe.Detail}
+	}
+	return &Refusal{Reason: "topology", Detail: err.Error()}
 }
 
 // placementError returns the *placement.Error in err's chain, or nil: as
@@ -217,6 +244,11 @@ func (c *capState) earliest(now time.Time, p *poolCap, l *lease.Lease) time.Time
 // earliestSegs is earliest for a guaranteed lease l whose segments are
 // segs.
 func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs []lease.Segment) time.Time {
+	for _, s := range segs {
+		if c.ix.Never(l.Pool, l.Packing, int(s.GPUs/p.gpusPerNode)) {
+			return time.Time{} // no leaf group or pod is that large
+		}
+	}
 	length := c.ceil(l.End) - c.floor(l.Start)
 	before := c.ceil(c.horizonEnd(now))
 	need := int64(l.MaxGPUs())
@@ -282,7 +314,7 @@ func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs 
 		}
 		if len(group) > 1 {
 			first, last := c.timeOf(s).Sub(l.Start), c.timeOf(group[len(group)-1]).Sub(l.Start)
-			if _, ref := c.fitsIn(p, l, segs, last, first, true); ref != nil {
+			if _, ref := c.fitsIn(p, l, segs, last, first, fitProbe); ref != nil {
 				tries += len(group)
 				continue
 			}
@@ -299,7 +331,7 @@ func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs 
 
 // probe reports whether l's segments segs, shifted by shift, fit.
 func (c *capState) probe(p *poolCap, l *lease.Lease, segs []lease.Segment, shift time.Duration) bool {
-	_, ref := c.fitsIn(p, l, segs, shift, shift, true)
+	_, ref := c.fitsIn(p, l, segs, shift, shift, fitProbe)
 	return ref == nil
 }
 
@@ -406,7 +438,7 @@ func (c *capState) place(now time.Time, p *poolCap, l *lease.Lease, commit bool)
 		plans, ref := c.placeSpot(now, p, l, commit)
 		return plans, nil, ref, nil
 	}
-	plans, ref := c.fits(p, l, 0, false)
+	plans, ref := c.fits(p, l, 0, fitPlace)
 	if ref == nil {
 		return plans, nil, nil, nil
 	}
@@ -430,8 +462,11 @@ func (c *capState) place(now time.Time, p *poolCap, l *lease.Lease, commit bool)
 var errNeedWriter = errors.New("quote needs the writer")
 
 // quote answers r without changing anything (on the writer, the spot
-// holds set aside are put back before it returns).
-func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer bool) (Quote, error) {
+// holds set aside are put back before it returns). With shape set it
+// places every step for Quote's LeafGroups and Pods; without, it only
+// decides whether r fits and why not, which spares the search for the
+// preferred plan.
+func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer, shape bool) (Quote, error) {
 	l, p, err := c.resolve(now, r)
 	if err != nil {
 		return Quote{}, err
@@ -457,7 +492,11 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer
 		}
 	} else {
 		segs := l.Segments()
-		plans, ref = c.fitsIn(p, &l, segs, 0, 0, false)
+		mode := fitDecide
+		if shape {
+			mode = fitPlace
+		}
+		plans, ref = c.fitsIn(p, &l, segs, 0, 0, mode)
 		if ref != nil && len(p.spotLeases) > 0 && len(c.reclaimable(now, p, l.Start)) > 0 {
 			return Quote{}, errNeedWriter
 		}
@@ -471,9 +510,14 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer
 		return q, nil
 	}
 	q.Feasible = true
-	for _, pl := range plans {
-		if len(pl.Nodes) > q.Nodes {
-			q.Nodes, q.LeafGroups, q.Pods = len(pl.Nodes), pl.LeafGroups, pl.Pods
+	if p.gpusPerNode > 0 {
+		q.Nodes = int(l.MaxGPUs() / p.gpusPerNode)
+	}
+	if shape {
+		for _, pl := range plans {
+			if len(pl.Nodes) >= q.Nodes {
+				q.Nodes, q.LeafGroups, q.Pods = len(pl.Nodes), pl.LeafGroups, pl.Pods
+			}
 		}
 	}
 	return q, nil

@@ -97,8 +97,12 @@ func TestLeaseLifecycle(t *testing.T) {
 			t.Errorf("quote = %+v, %v", q, err)
 		}
 		q, err = e.Quote(ctx, acme, "", reservation(32, 10, 10))
-		if err != nil || !q.Feasible || q.Nodes != 4 || q.LeafGroups != 1 {
-			t.Errorf("feasible quote = %+v, %v", q, err)
+		if err != nil || !q.Feasible || q.Nodes != 4 || q.LeafGroups != 0 {
+			t.Errorf("feasible quote = %+v, %v; want 4 nodes, no placement", q, err)
+		}
+		q, err = e.QuotePlacement(ctx, acme, "", reservation(32, 10, 10))
+		if err != nil || !q.Feasible || q.Nodes != 4 || q.LeafGroups != 1 || q.Pods != 1 {
+			t.Errorf("feasible quote with placement = %+v, %v; want 4 nodes in 1 leaf group, 1 pod", q, err)
 		}
 
 		// Another tenant cannot see or cancel it.

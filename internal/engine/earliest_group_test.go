@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/neocloud/neocloud/internal/engine"
 	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/store/sqlite"
 	"github.com/neocloud/neocloud/internal/unit"
@@ -47,6 +49,9 @@ func TestEarliestGroupedMatchesOneByOne(t *testing.T) {
 		}
 		if !got.Equal(want) {
 			t.Fatalf("request %+v: earliest start %v, probing one by one %v", r, got, want)
+		}
+		if msg := quotesAgree(ctx, e, "bench", r); msg != "" {
+			t.Fatal(msg)
 		}
 	}
 	if runs < 5 {
@@ -93,9 +98,35 @@ func TestEarliestGroupedMatchesOneByOneSmall(t *testing.T) {
 			if !got.Equal(want) {
 				rt.Fatalf("request %+v: earliest start %v, probing one by one %v", r, got, want)
 			}
+			if msg := quotesAgree(ctx, e, tenantID, r); msg != "" {
+				rt.Fatal(msg)
+			}
 		}
 	})
 	if runs.Load() == 0 {
 		t.Error("no request saw two failed probes: the groups went untested")
 	}
+}
+
+// quotesAgree returns "" when a quote of r (which decides without
+// placing) and a quote with its placement answer alike: feasibility, the
+// refusal's reason and detail, the earliest start and the nodes. Else it
+// says how they differ.
+func quotesAgree(ctx context.Context, e *engine.Engine, tenantID string, r lease.Request) string {
+	q, err := e.Quote(ctx, admin, tenantID, r)
+	qp, errp := e.QuotePlacement(ctx, admin, tenantID, r)
+	if (err == nil) != (errp == nil) || err != nil && err.Error() != errp.Error() {
+		return fmt.Sprintf("request %+v: quote error %v, with placement %v", r, err, errp)
+	}
+	if err != nil {
+		return ""
+	}
+	if q.Feasible != qp.Feasible || q.Nodes != qp.Nodes || (q.Refusal == nil) != (qp.Refusal == nil) ||
+		q.Refusal != nil && *q.Refusal != *qp.Refusal {
+		return fmt.Sprintf("request %+v: quote %+v (refusal %+v), with placement %+v (refusal %+v)", r, q, q.Refusal, qp, qp.Refusal)
+	}
+	if qp.Feasible && (qp.LeafGroups < 1 || qp.Pods < 1) {
+		return fmt.Sprintf("request %+v: feasible quote with placement in %d leaf groups and %d pods", r, qp.LeafGroups, qp.Pods)
+	}
+	return ""
 }

@@ -53,7 +53,7 @@ func (c *capState) earliestRef(now time.Time, p *poolCap, l *lease.Lease) (time.
 			from = s + d
 			continue
 		}
-		if _, ref := c.fits(p, l, shift, true); ref == nil {
+		if _, ref := c.fits(p, l, shift, fitProbe); ref == nil {
 			return c.timeOf(s), tries
 		}
 		tries++

@@ -119,16 +119,28 @@ func (e *Engine) SubmitLease(ctx context.Context, p tenant.Principal, tenantID s
 }
 
 // Quote answers whether r would be admitted now for tenantID ("" = the
-// caller's tenant), where, or why not and from when it would fit. It
-// changes nothing; bad input is a *valid.Error.
+// caller's tenant), or why not and from when it would fit: the admission
+// query. It changes nothing; bad input is a *valid.Error. It does not
+// choose the nodes (Quote.LeafGroups and Pods are 0): QuotePlacement
+// does, at the cost of the search for the preferred plan.
 func (e *Engine) Quote(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request) (Quote, error) {
+	return e.quote(ctx, p, tenantID, r, false)
+}
+
+// QuotePlacement is Quote with the placement an admission now would
+// choose: Quote.LeafGroups and Pods of the largest step.
+func (e *Engine) QuotePlacement(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request) (Quote, error) {
+	return e.quote(ctx, p, tenantID, r, true)
+}
+
+func (e *Engine) quote(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request, shape bool) (Quote, error) {
 	tenantID, err := e.leaseTenant(ctx, p, tenant.PermLeasesRead, "quote", tenantID)
 	if err != nil {
 		return Quote{}, err
 	}
 	var q Quote
 	err = e.readCap(ctx, func(c *capState) error {
-		q, err = c.quote(e.clock.Now(), tenantID, r, false)
+		q, err = c.quote(e.clock.Now(), tenantID, r, false, shape)
 		return err
 	})
 	if errors.Is(err, errNeedWriter) {
@@ -138,7 +150,7 @@ func (e *Engine) Quote(ctx context.Context, p tenant.Principal, tenantID string,
 		// off the heap on the usual path.)
 		r := r
 		v, werr := e.submit(ctx, func(c *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
-			q, err := c.quote(now, tenantID, r, true)
+			q, err := c.quote(now, tenantID, r, true, shape)
 			return nil, q, err
 		}).Wait()
 		if werr != nil {

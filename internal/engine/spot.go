@@ -443,7 +443,7 @@ func (c *capState) fitsReclaiming(now time.Time, p *poolCap, l *lease.Lease, com
 		}
 		return nil
 	}
-	plans, ref := c.fits(p, l, 0, false)
+	plans, ref := c.fits(p, l, 0, fitPlace)
 	if ref != nil {
 		ref.EarliestStart = c.earliest(now, p, l)
 		for _, v := range cands {

@@ -174,6 +174,10 @@ func differential(t *rapid.T, f *refFleet) {
 		if ok, ferr := Fits(ix, r); ferr != nil || ok != want.feasible {
 			t.Fatalf("Fits(%+v) = %v, %v; brute force feasible = %v", r, ok, ferr, want.feasible)
 		}
+		// Decide gives Place's answer without the plan: the same refusal.
+		if derr := Decide(ix, r); (derr == nil) != (err == nil) || derr != nil && derr.Error() != err.Error() {
+			t.Fatalf("Decide(%+v) = %v; Place refused with %v", r, derr, err)
+		}
 		// NoReason changes refusals only.
 		quiet := r
 		quiet.NoReason = true

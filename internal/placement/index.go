@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/neocloud/neocloud/internal/calendar"
+	"github.com/neocloud/neocloud/internal/lease"
 )
 
 // Errors of the Index, wrapped with the hold, node or field they concern;
@@ -945,6 +946,14 @@ func (ix *Index) PoolNodes(id string) []Node {
 		out[i] = ix.nodes[pos].Node
 	}
 	return out
+}
+
+// Never reports whether no window could ever hold nodes nodes of pool
+// packed as packing: leaf or pod packing of more nodes than the pool's
+// largest leaf group or pod has. An unknown pool gives false.
+func (ix *Index) Never(pool string, packing lease.Packing, nodes int) bool {
+	p := ix.pools[pool]
+	return p != nil && p.oversize(packing, nodes)
 }
 
 // Origin returns the start of the power calendars' first slot.

@@ -196,6 +196,46 @@ func Fits(ix *Index, r Request) (bool, error) {
 	return sr.run(true, true), nil
 }
 
+// Decide answers whether Place would place r without choosing the nodes:
+// nil when Place would return a plan, else the error Place returns (the
+// same Reason and Detail), so that callers who ask whether and why not,
+// and not where, are spared the search for the preferred plan. It stops
+// at the first plan it finds, as Fits does; a refusal costs what Place's
+// does. NoReason is not looked at: Decide always names the rule that
+// fails (Fits answers without it).
+func Decide(ix *Index, r Request) error {
+	p, s, e, unit, err := prepare(ix, &r)
+	if err != nil {
+		return err
+	}
+	r.NoReason, r.Prefer = false, nil // Prefer only orders the choice
+	sr := ix.scratch.Get().(*search)
+	defer func() {
+		sr.release()
+		ix.scratch.Put(sr)
+	}()
+	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
+		return err
+	}
+	if sr.powerRoom() < int64(sr.k) || p.oversize(r.Packing, r.Nodes) {
+		return sr.explain()
+	}
+	switch r.Packing {
+	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain:
+		if sr.within == 0 && !p.mixed {
+			if sr.fitsWithPower() {
+				return nil
+			}
+			return sr.explain()
+		}
+	}
+	sr.probe = true
+	if sr.run(true, true) {
+		return nil
+	}
+	return sr.explain()
+}
+
 // prepare checks r as Place does, setting its default packing, and returns
 // its pool, window in Unix nanoseconds and nodes per unit.
 func prepare(ix *Index, r *Request) (p *pool, s, e int64, unit int, err error) {
@@ -2501,6 +2541,14 @@ func (s *search) scope() (int32, int32) {
 
 func (s *search) topologyError() error {
 	r, p := s.r, s.p
+	if s.within == 0 && p.oversize(r.Packing, r.Nodes) {
+		// No window changes it: the holds need not be read.
+		what, most := "leaf group", p.maxNodes
+		if r.Packing == lease.PackPod {
+			what, most = "pod", p.maxPod
+		}
+		return refuse(ReasonTopology, "no %s of pool %s has %d nodes (packing %s); the largest has %d", what, p.id, r.Nodes, r.Packing, most)
+	}
 	if s.within == 0 {
 		switch r.Packing {
 		case lease.PackLeaf:

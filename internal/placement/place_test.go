@@ -68,7 +68,7 @@ func TestPlace(t *testing.T) {
 			holds: []Hold{hold("h", "b", 1, 2, 0, 100, false)},
 			want:  Plan{Nodes: []int64{5, 6, 7, 8}, LeafGroups: 1, Pods: 1}},
 		{name: "leaf: too big for any leaf group", req: req(5, lease.PackLeaf),
-			reason: ReasonTopology, detail: "the most is 4"},
+			reason: ReasonTopology, detail: "no leaf group of pool s/H100 has 5 nodes (packing leaf); the largest has 4"},
 		{name: "pod: one pod", req: req(6, lease.PackPod),
 			holds: []Hold{hold("h", "b", 1, 5, 0, 100, false)},
 			want:  Plan{Nodes: ords(9, 15), LeafGroups: 2, Pods: 1}},
@@ -221,6 +221,9 @@ func TestPlace(t *testing.T) {
 				}
 			}
 			got, err := Place(ix, tt.req)
+			if derr := Decide(ix, tt.req); (derr == nil) != (err == nil) || derr != nil && derr.Error() != err.Error() {
+				t.Fatalf("Decide = %v; Place gave %v", derr, err)
+			}
 			if tt.reason != "" {
 				var pe *Error
 				if !errors.As(err, &pe) {
@@ -257,6 +260,9 @@ func TestPlaceInvalid(t *testing.T) {
 	} {
 		if _, err := Place(ix, r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Place = %v, want ErrInvalid", name, err)
+		}
+		if err := Decide(ix, r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decide = %v, want ErrInvalid", name, err)
 		}
 	}
 }

@@ -26,7 +26,7 @@ import (
 type tenantEngine interface {
 	Usage(ctx context.Context, p tenant.Principal, q engine.UsageQuery) ([]engine.UsagePoint, error)
 	SLA(ctx context.Context, p tenant.Principal, leaseID string, month time.Time) (meter.SLA, error)
-	Quote(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request) (engine.Quote, error)
+	QuotePlacement(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request) (engine.Quote, error)
 	RequestLease(ctx context.Context, p tenant.Principal, tenantID string, r lease.Request) (engine.LeaseResult, error)
 	SpotMarkets(ctx context.Context, p tenant.Principal, pool string) ([]engine.SpotMarket, error)
 	Tenants(ctx context.Context, p tenant.Principal) ([]tenant.Tenant, error)
@@ -448,7 +448,7 @@ func (s *Server) quote(ctx context.Context, p tenant.Principal, f leaseForm) (*q
 	if err != nil {
 		return nil, err
 	}
-	q, err := s.eng.Quote(ctx, p, f.Tenant, req)
+	q, err := s.eng.QuotePlacement(ctx, p, f.Tenant, req)
 	if err != nil {
 		return nil, err
 	}
