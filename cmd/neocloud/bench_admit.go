@@ -206,6 +206,9 @@ the hour of the workload's earliest start.
 			}
 			<-done
 			r.Seconds = time.Since(t0).Seconds()
+			if cpuProfile != "" {
+				pprof.StopCPUProfile() // the submission phase only, not the rebuild
+			}
 			r.RequestsPerSec = float64(len(reqs)) / r.Seconds
 			slices.Sort(lat)
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
