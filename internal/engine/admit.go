@@ -154,13 +154,17 @@ func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, star
 		if from < 0 || to > c.slots {
 			return nil, &Refusal{Reason: "capacity", Detail: "the window is outside the calendar"}
 		}
-		if m := cal.Min(from, to); m < int64(s.GPUs) {
+		nodes := int(s.GPUs / p.gpusPerNode)
+		// Packing no leaf group or pod of the pool can hold is
+		// placement's to refuse, naming the largest: the counts would
+		// only say that too few GPUs are free.
+		if m := cal.Min(from, to); m < int64(s.GPUs) && !c.ix.Never(l.Pool, l.Packing, nodes) {
 			at := cal.FirstBelow(from, to, int64(s.GPUs))
 			return nil, &Refusal{Reason: "capacity", Detail: fmt.Sprintf(
 				"pool %s has %d GPUs free for %s leases at %s; %d asked",
 				p.id, cal.At(at), what, c.timeOf(at).Format(time.RFC3339), s.GPUs)}
 		}
-		req := placement.Request{Pool: l.Pool, Nodes: int(s.GPUs / p.gpusPerNode),
+		req := placement.Request{Pool: l.Pool, Nodes: nodes,
 			Start: start, End: end, Packing: l.Packing, Isolation: l.Isolation, TenantID: l.TenantID, Prefer: prev}
 		switch mode {
 		case fitProbe:

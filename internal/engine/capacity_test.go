@@ -447,3 +447,40 @@ func TestFailedCommitChangesNothing(t *testing.T) {
 		t.Fatalf("the same lease after the failure: %v", err)
 	}
 }
+
+// TestQuoteNeverFits: leaf or pod packing of more nodes than any leaf
+// group or pod of the pool has is refused for topology, naming the
+// largest, with no earliest start, even where the counts alone would
+// refuse it for capacity; the quote with placement says the same.
+func TestQuoteNeverFits(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	e, _ := setup(t, st, 1_000_000)
+	ctx := context.Background()
+	// The whole pool is held over hours 10-20: the counts say capacity.
+	if _, err := e.RequestLease(ctx, admin, "beta", reservation(128, 10, 10)); err != nil {
+		t.Fatal(err)
+	}
+	withPacking := func(r lease.Request, p lease.Packing) lease.Request { r.Packing = p; return r }
+	tests := []struct {
+		name   string
+		req    lease.Request
+		detail string
+	}{
+		{"leaf, pool free", withPacking(reservation(40, 30, 4), lease.PackLeaf), "no leaf group of pool s1/H100-SXM has 5 nodes (packing leaf); the largest has 4"},
+		{"leaf, pool held", withPacking(reservation(40, 12, 4), lease.PackLeaf), "no leaf group of pool s1/H100-SXM has 5 nodes (packing leaf); the largest has 4"},
+		{"pod, more than the pool", withPacking(reservation(136, 30, 4), lease.PackPod), "no pod of pool s1/H100-SXM has 17 nodes (packing pod); the largest has 8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, quote := range []func(context.Context, tenant.Principal, string, lease.Request) (engine.Quote, error){e.Quote, e.QuotePlacement} {
+				q, err := quote(ctx, admin, "acme", tt.req)
+				if err != nil || q.Feasible || q.Refusal == nil {
+					t.Fatalf("quote = %+v, %v; want a refusal", q, err)
+				}
+				if q.Refusal.Reason != "topology" || q.Refusal.Detail != tt.detail || !q.Refusal.EarliestStart.IsZero() {
+					t.Errorf("refusal = %+v; want topology %q and no earliest start", q.Refusal, tt.detail)
+				}
+			}
+		})
+	}
+}

@@ -56,10 +56,15 @@ type Plan struct {
 // Reason says why Place found no plan.
 type Reason string
 
-// Reasons, checked in this order: the pool is unknown; it has too few free
-// schedulable nodes over the window; they cannot be packed as asked even
-// ignoring isolation and power; other tenants' leaf groups are off limits;
-// the power domains' budgets leave too little room.
+// Reasons, checked in this order: the pool is unknown; the request's shape
+// fits no window (topology: a node count that is not whole NVLink domains,
+// leaf or pod packing of more nodes than the pool's largest leaf group or
+// pod has); the power domains' budgets leave room for fewer nodes than
+// asked whichever nodes are free (power: read from the budgets' calendars
+// alone); the pool has too few free schedulable nodes over the window;
+// they cannot be packed as asked even ignoring isolation and power; other
+// tenants' leaf groups are off limits; the power domains' budgets leave
+// too little room for the nodes that are free.
 const (
 	ReasonPool      Reason = "pool"
 	ReasonCapacity  Reason = "capacity"
@@ -163,13 +168,6 @@ func Fits(ix *Index, r Request) (bool, error) {
 		}
 		return false, err
 	}
-	if p.oversize(r.Packing, r.Nodes) {
-		// Place refuses it whatever the holds, or for an unknown Near
-		// ordinal gives the error.
-		if _, ok := ix.lookup(r.Near); r.Near == 0 || ok {
-			return false, nil
-		}
-	}
 	r.Prefer = nil
 	sr := ix.scratch.Get().(*search)
 	defer func() {
@@ -217,7 +215,7 @@ func Decide(ix *Index, r Request) error {
 	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
 		return err
 	}
-	if sr.powerRoom() < int64(sr.k) || p.oversize(r.Packing, r.Nodes) {
+	if sr.powerRoom() < int64(sr.k) {
 		return sr.explain()
 	}
 	switch r.Packing {
@@ -267,6 +265,14 @@ func prepare(ix *Index, r *Request) (p *pool, s, e int64, unit int, err error) {
 		if r.Nodes%unit != 0 {
 			return nil, 0, 0, 0, refuse(ReasonTopology, "%d nodes is not a multiple of %d, the NVLink domain size of pool %s", r.Nodes, unit, p.id)
 		}
+	}
+	if p.oversize(r.Packing, r.Nodes) {
+		// No window changes it: the holds need not be read.
+		what, most := "leaf group", p.maxNodes
+		if r.Packing == lease.PackPod {
+			what, most = "pod", p.maxPod
+		}
+		return nil, 0, 0, 0, refuse(ReasonTopology, "no %s of pool %s has %d nodes (packing %s); the largest has %d", what, p.id, r.Nodes, r.Packing, most)
 	}
 	return p, s, e, unit, nil
 }
@@ -2260,17 +2266,20 @@ func (s *search) plan() Plan {
 }
 
 // explain returns the reason the request does not fit: the first of
+// these rules that fails: the power budgets alone (the units the domains'
+// budgets leave room for over the window, whichever nodes are free, are
+// fewer than asked: read from the domains' calendars, no hold is read),
 // capacity, topology (without isolation and power), isolation (without
-// power) and power that fails. Each rule scans leaf groups only as far as
-// it needs: capacity until enough free nodes are found, the searches as
-// run does, and power until every domain has as many free nodes as its
-// budget has room for; a rule that fails scans them all, for its numbers.
+// power), and power with the nodes that are free. Each rule scans leaf
+// groups only as far as it needs: capacity until enough free nodes are
+// found, the searches as run does, and power until every domain has as
+// many free nodes as its budget has room for; a rule that fails scans
+// them all, for its numbers.
 func (s *search) explain() error {
 	r, p := s.r, s.p
-	if s.powerRoom() < int64(s.k) && s.fitsWithoutPower(true) {
-		// Power fails for sure, and a plan without it passes the other
-		// rules: it has the free nodes, the packing and the isolation.
-		return s.powerError()
+	if room := s.powerRoom(); room < int64(s.k) {
+		return refuse(ReasonPower, "the power budgets of pool %s's domains leave room for %d of its nodes over the window, %d needed%s",
+			p.id, room*int64(s.unit), r.Nodes, s.packingNote())
 	}
 	if !s.scanUntil(func() bool { return s.freeNodes >= r.Nodes }) {
 		return refuse(ReasonCapacity, "pool %s has %d free nodes over the window, %d needed", p.id, s.freeNodes, r.Nodes)
@@ -2541,14 +2550,6 @@ func (s *search) scope() (int32, int32) {
 
 func (s *search) topologyError() error {
 	r, p := s.r, s.p
-	if s.within == 0 && p.oversize(r.Packing, r.Nodes) {
-		// No window changes it: the holds need not be read.
-		what, most := "leaf group", p.maxNodes
-		if r.Packing == lease.PackPod {
-			what, most = "pod", p.maxPod
-		}
-		return refuse(ReasonTopology, "no %s of pool %s has %d nodes (packing %s); the largest has %d", what, p.id, r.Nodes, r.Packing, most)
-	}
 	if s.within == 0 {
 		switch r.Packing {
 		case lease.PackLeaf:

@@ -92,6 +92,58 @@ func (f *refFleet) room(d string, s, e time.Time) int64 {
 	return f.budgets[d] - most
 }
 
+// oversize reports whether r packs more nodes in one leaf group (leaf) or
+// pod (pod) than any leaf group or pod of the pool has, held or not.
+func (f *refFleet) oversize(r Request) bool {
+	count := map[string]int{}
+	for _, n := range f.nodes {
+		if n.Pool != r.Pool {
+			continue
+		}
+		switch r.Packing {
+		case lease.PackLeaf:
+			count[n.Leaf]++
+		case lease.PackPod:
+			count[n.Pod]++
+		default:
+			return false
+		}
+	}
+	for _, c := range count {
+		if c >= r.Nodes {
+			return false
+		}
+	}
+	return true
+}
+
+// powerRoom returns how many of the pool's nodes the power domains'
+// budgets leave room for over r's window, whichever nodes are free: per
+// domain of the pool, its room at the power of its largest node of the
+// pool, in whole units of unit nodes (NVLink domains for nvlink-domain
+// packing, else single nodes).
+func (f *refFleet) powerRoom(r Request, d int) int {
+	unit := 1
+	if r.Packing == lease.PackNVLinkDomain {
+		unit = d
+	}
+	largest := map[string]int64{}
+	for _, n := range f.nodes {
+		if n.Pool == r.Pool {
+			largest[n.PowerDomain] = max(largest[n.PowerDomain], n.PowerW)
+		}
+	}
+	room := 0
+	for dom, w := range largest {
+		if w > 0 {
+			room += int(max(f.room(dom, r.Start, r.End), 0)/(w*int64(unit))) * unit
+		} else {
+			room += r.Nodes // no power drawn: no limit
+		}
+	}
+	return room
+}
+
 // closed reports whether leaf is closed to r's tenant over r's window.
 func (f *refFleet) closed(leaf string, r Request) bool {
 	for _, h := range f.holds {
@@ -154,6 +206,12 @@ func (f *refFleet) solve(r Request) refResult {
 	}
 	if r.Packing == lease.PackNVLinkDomain && r.Nodes%d != 0 {
 		return refResult{reason: ReasonTopology}
+	}
+	if f.oversize(r) {
+		return refResult{reason: ReasonTopology}
+	}
+	if f.powerRoom(r, d) < r.Nodes {
+		return refResult{reason: ReasonPower}
 	}
 	if len(free) < r.Nodes {
 		return refResult{reason: ReasonCapacity}
