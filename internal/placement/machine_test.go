@@ -192,6 +192,19 @@ func runMachine(t *rapid.T, f *refFleet) {
 					t.Fatalf("PowerShift(%+v, %d) = %d, %v; but Place places it %d hours on: %v", r, limit, d, ok, x, plan)
 				}
 			}
+			// And it is the least such shift: the budgets, counted by
+			// brute force, leave room at d and at no shift before it.
+			nv, _ := f.nvlinkSize(r.Pool)
+			if r.Packing == lease.PackNVLinkDomain && r.Nodes%nv != 0 || f.oversize(r) {
+				return
+			}
+			for x := 0; x <= min(d, limit); x++ {
+				q := r
+				q.Start, q.End = r.Start.Add(time.Duration(x)*time.Hour), r.End.Add(time.Duration(x)*time.Hour)
+				if room := f.powerRoom(q, nv); (room >= r.Nodes) != (ok && x == d) {
+					t.Fatalf("PowerShift(%+v, %d) = %d, %v; but %d hours on the budgets leave room for %d nodes", r, limit, d, ok, x, room)
+				}
+			}
 		},
 		"": func(t *rapid.T) {
 			if err := ix.Check(); err != nil {

@@ -24,9 +24,11 @@ const maxPowerSteps = 64
 // (leaf or pod packing of more nodes than any leaf group or pod of the
 // pool has) gets false.
 //
-// Each step is O(domains × log slots) and moves past the last slot that
-// keeps some domain from leaving room for one more unit; after
-// maxPowerSteps steps it returns the shift reached, a lower bound.
+// Each step is O(domains × log slots) and moves to the first slot at or
+// after which some domain could leave room for one more unit: past the
+// last slot of the window above its threshold, and on to the first one at
+// or below it; after maxPowerSteps steps it returns the shift reached, a
+// lower bound.
 func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 	p := ix.pools[r.Pool]
 	if p == nil || r.Nodes < 1 || limit < 0 {
@@ -79,10 +81,16 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			w, u := pd.unitW*int64(unit), us[i]
 			dom := &ix.domains[pd.dom]
 			// Room for u+1 units needs every slot of the window at or
-			// below thr: no window holding the last slot above it has.
+			// below thr: no window holding the last slot above it has,
+			// nor one starting on a slot above it, so the domain gains
+			// no unit before the first slot at or below thr after the
+			// last above it. (That jump passes a booked stretch in one
+			// step rather than a window's length a step.)
 			if thr := dom.budgetW - u*w - w; thr >= 0 {
 				if l := spans[i].LastAbove(thr); l >= 0 {
-					next = min(next, l+1-from)
+					if f := dom.cal.FirstBelow(l+1, ix.slots, thr+1); f >= 0 {
+						next = min(next, f-from)
+					}
 				}
 			}
 		}
