@@ -2191,21 +2191,52 @@ func (s *search) fitsPod() bool {
 			continue
 		}
 		base := s.p.pods[q].lo
+		open := s.openIn(int(q), from, e)
+		// rest bounds the units of the open leaf groups not yet
+		// scanned (their bounds when read, else their sizes): once
+		// those found and rest cannot reach k, the pod is passed over
+		// without reading the others' holds.
+		bounds := s.lanesRead(int(q))
+		rest := 0
+		for w, x := range open {
+			for ; x != 0; x &= x - 1 {
+				rest += s.leafUB(base+int32(w*64+bits.TrailingZeros64(x)), bounds)
+			}
+		}
+		found := 0
 		group := s.sub[:0]
-		for w, x := range s.openIn(int(q), from, e) {
+	scan:
+		for w, x := range open {
 			for ; x != 0; x &= x - 1 {
 				j := base + int32(w*64+bits.TrailingZeros64(x))
+				rest -= s.leafUB(j, bounds)
 				if s.scanLeaf(int(j)); s.done[j] && s.u[j] > 0 && !(s.iso && s.excl[j]) {
 					group = append(group, j)
+					found += int(s.u[j])
+				}
+				if found+rest < s.k {
+					break scan
 				}
 			}
 		}
 		s.sub = group
+		if found+rest < s.k {
+			continue
+		}
 		if s.total(group, modeAll) >= s.k {
 			return true
 		}
 	}
 	return false
+}
+
+// leafUB bounds the free units of pool leaf j over the window: its bound
+// from the lanes when they are read (bounds), else its nodes.
+func (s *search) leafUB(j int32, bounds bool) int {
+	if bounds {
+		return int(s.lub[j]) / s.unit
+	}
+	return int(s.p.leaves[j].n) / s.unit
 }
 
 // fewestLeaves returns how many of leaves, which hold k units within the
