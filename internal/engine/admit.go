@@ -126,7 +126,9 @@ const (
 	fitDecide
 	// fitProbe only asks whether the segment fits (placement.Fits): no
 	// plans, and the refusal may not name the rule that fails, which
-	// spares the search for it.
+	// spares the search for it. The pool's counts are not read: the
+	// search for the earliest start, its only caller, probes windows
+	// whose counts it has found to hold the lease's largest step.
 	fitProbe
 )
 
@@ -157,8 +159,9 @@ func (c *capState) fitsIn(p *poolCap, l *lease.Lease, segs []lease.Segment, star
 		nodes := int(s.GPUs / p.gpusPerNode)
 		// Packing no leaf group or pod of the pool can hold is
 		// placement's to refuse, naming the largest: the counts would
-		// only say that too few GPUs are free.
-		if m := cal.Min(from, to); m < int64(s.GPUs) && !c.ix.Never(l.Pool, l.Packing, nodes) {
+		// only say that too few GPUs are free. (A probe's window holds
+		// the counts: see fitProbe.)
+		if mode != fitProbe && cal.Min(from, to) < int64(s.GPUs) && !c.ix.Never(l.Pool, l.Packing, nodes) {
 			at := cal.FirstBelow(from, to, int64(s.GPUs))
 			return nil, &Refusal{Reason: "capacity", Detail: fmt.Sprintf(
 				"pool %s has %d GPUs free for %s leases at %s; %d asked",
