@@ -52,7 +52,7 @@ type AdmitBench struct {
 }
 
 func newBenchAdmitCmd(e *env) *cobra.Command {
-	var fleetFile, workloadFile, db, pool, cpuProfile string
+	var fleetFile, workloadFile, db, pool, cpuProfile, memProfile string
 	var pipeline int
 	cmd := &cobra.Command{
 		Use:   "admit",
@@ -163,6 +163,12 @@ the hour of the workload's earliest start.
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if memProfile != "" {
+				// Every allocation of the submission phase is sampled; the
+				// profile is written when it ends.
+				defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+				runtime.MemProfileRate = 1
+			}
 			r := AdmitBench{DB: strings.SplitN(store.Redact(db), ":", 2)[0], Pool: pool, Nodes: res.Nodes, Requests: len(reqs),
 				Pipeline: pipeline, Cores: runtime.GOMAXPROCS(0), RefusedBy: map[string]int{}}
 			lat := make([]time.Duration, len(reqs))
@@ -209,6 +215,11 @@ the hour of the workload's earliest start.
 			if cpuProfile != "" {
 				pprof.StopCPUProfile() // the submission phase only, not the rebuild
 			}
+			if memProfile != "" {
+				if err := writeHeapProfile(memProfile); err != nil {
+					return err
+				}
+			}
 			r.RequestsPerSec = float64(len(reqs)) / r.Seconds
 			slices.Sort(lat)
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -242,7 +253,25 @@ the hour of the workload's earliest start.
 	fl.StringVar(&pool, "pool", "", "pool the requests go to (default: the fleet's only pool)")
 	fl.IntVar(&pipeline, "pipeline", 1024, "requests in flight at once (1 = strictly one by one)")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the submission phase here (go tool pprof)")
+	fl.StringVar(&memProfile, "memprofile", "", "write an allocation profile here, with every allocation of the submission phase sampled (earlier ones at the default rate; go tool pprof -sample_index=alloc_space); it slows the run")
 	_ = cmd.MarkFlagRequired("fleet")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
+}
+
+// writeHeapProfile writes the allocation profile to path.
+func writeHeapProfile(path string) error {
+	runtime.GC() // the profile shows allocations as of the last collection
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	return nil
 }

@@ -29,6 +29,13 @@ import (
 // maxBatch bounds the commands committed together.
 const maxBatch = 512
 
+// applyChunk bounds the commands applied at a time, between which the
+// writer may hand its batch to an idle committer: a burst that found
+// hundreds of commands queued (a pipelining client's first) starts
+// committing after the first few are applied rather than after all of
+// them.
+const applyChunk = 64
+
 // commitTimeout bounds one group commit; it runs on its own context so
 // that one caller hanging up cannot abort the others' commands.
 const commitTimeout = 30 * time.Second
@@ -164,8 +171,9 @@ func (e *Engine) writer() {
 
 // burst applies commands from first on, handing batches to the committer,
 // until the queue is empty and every batch is committed. Commands are
-// applied as they arrive, into the batch that waits for the committer;
-// the committer takes all of it when the previous commit ends. So the
+// applied as they arrive, up to applyChunk at a time, into the batch that
+// waits for the committer; the committer takes all of it when the
+// previous commit ends. So the
 // commands that arrive during one commit share the next one, however many
 // (up to maxBatch), and each waits for at most the commit in progress
 // before its own.
@@ -216,12 +224,13 @@ func (e *Engine) burst(first *op, jobs chan<- *job, ids *leaseIDs) {
 }
 
 // gather returns first and the commands queued behind it, as many as the
-// batch next (nil: none yet) has room for.
+// batch next (nil: none yet) has room for, up to applyChunk.
 func (e *Engine) gather(first *op, next *job) []*op {
 	room := maxBatch
 	if next != nil {
 		room -= len(next.batch)
 	}
+	room = min(room, applyChunk)
 	ops := []*op{first}
 	for len(ops) < room {
 		select {
@@ -251,7 +260,11 @@ type job struct {
 // commands were applied, to a capacity state since dropped.
 func (e *Engine) apply(j *job, ops []*op, ids *leaseIDs) (*job, bool) {
 	if j == nil {
-		j = &job{committed: make(chan struct{})}
+		// Room for the commands queued behind ops too: the batch takes
+		// them in chunks (gather) while it waits for the committer.
+		n := min(maxBatch, len(ops)+len(e.ops))
+		j = &job{batch: make([]*op, 0, n), results: make([]opResult, 0, n), effects: make([]*effect, 0, n),
+			applied: make([]time.Time, 0, n), committed: make(chan struct{})}
 	}
 	from := len(j.batch)
 	j.batch = append(j.batch, ops...)
@@ -391,8 +404,28 @@ var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothi
 // pipelining caller on a fake clock (the simulator) has moved it on by
 // then.
 func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*effect, applied []time.Time) error {
-	var leases []lease.Lease
-	var allocs []lease.Allocation
+	// The rows gathered below, counted first: a batch of admissions
+	// gathers hundreds of each, which would otherwise be copied as the
+	// slices grow.
+	var nLeases, nAllocs, nAudit, nRemember, nEvents int
+	for _, eff := range effects {
+		if eff == nil {
+			continue
+		}
+		if eff.insertLease != nil {
+			nLeases++
+		}
+		if eff.audit != nil {
+			nAudit++
+		}
+		if eff.remember != nil {
+			nRemember++
+		}
+		nAllocs += len(eff.changes.allocs)
+		nEvents += len(eff.events)
+	}
+	leases := make([]lease.Lease, 0, nLeases)
+	allocs := make([]lease.Allocation, 0, nAllocs)
 	flush := func() error {
 		if len(leases) > 0 {
 			if err := tx.InsertLeases(ctx, leases); err != nil {
@@ -408,9 +441,9 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 		}
 		return nil
 	}
-	var audit []tenant.AuditEntry
-	var remember []IdempotentResponse
-	var events []event.Event
+	audit := make([]tenant.AuditEntry, 0, nAudit)
+	remember := make([]IdempotentResponse, 0, nRemember)
+	events := make([]event.Event, 0, nEvents)
 	for i, eff := range effects {
 		if eff == nil {
 			continue

@@ -457,12 +457,18 @@ func hold(l *lease.Lease, a lease.Allocation) placement.Hold {
 // newAllocs turns a plan's nodes into allocations of l over [start, end),
 // one per run of consecutive ordinals.
 func (c *capState) newAllocs(l *lease.Lease, nodes []int64, start, end time.Time) []lease.Allocation {
-	var out []lease.Allocation
-	for _, r := range lease.Runs(nodes) {
-		n := c.nextAlloc[l.ID]
-		c.nextAlloc[l.ID] = n + 1
-		out = append(out, lease.Allocation{ID: l.ID + "." + strconv.Itoa(n), LeaseID: l.ID, TenantID: l.TenantID,
-			NodeFrom: r[0], NodeTo: r[1], Start: start, End: end})
+	runs := lease.Runs(nodes)
+	if len(runs) == 0 {
+		return nil
+	}
+	n := c.nextAlloc[l.ID]
+	c.nextAlloc[l.ID] = n + len(runs)
+	out := make([]lease.Allocation, len(runs))
+	var id []byte // l.ID + "." + the suffix
+	for i, r := range runs {
+		id = strconv.AppendInt(append(append(id[:0], l.ID...), '.'), int64(n+i), 10)
+		out[i] = lease.Allocation{ID: string(id), LeaseID: l.ID, TenantID: l.TenantID,
+			NodeFrom: r[0], NodeTo: r[1], Start: start, End: end}
 	}
 	return out
 }

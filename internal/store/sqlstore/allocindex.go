@@ -100,8 +100,9 @@ var gridLevels = [...]gridLevel{{6, 36}, {9, 40}, {12, 44}, {15, 48}, {20, 54}}
 const (
 	// maxCells is the most cells an allocation is listed in.
 	maxCells = 16
-	// maxQueryCells is the most cells of one level a check looks up; past
-	// it, the check compares every allocation of that level instead.
+	// maxQueryCells is the most node blocks of one level a check looks
+	// up; past it, the check compares every allocation of that level
+	// instead.
 	maxQueryCells = 1024
 )
 
@@ -267,7 +268,10 @@ func (ix *allocIndex) overlap(from, to, startUS, endUS int64) int32 {
 					}
 				}
 			}
-			if t1-t0+1 <= maxQueryCells/(n1-n0+1) {
+			// A span or two are looked up; past that, the spans that
+			// have a cell are (most of a long window's are empty at the
+			// finer levels).
+			if t1-t0 < 2 {
 				for t := t0; t <= t1; t++ {
 					visit(t)
 				}

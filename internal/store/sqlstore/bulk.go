@@ -60,15 +60,20 @@ func (t *tx) insertAll(ctx context.Context, b bulkInsert, n int,
 	if err != nil {
 		return err
 	}
-	rows := make([]struct{}, n) // pow2Chunks cuts indexes
+	rows := make([]struct{}, n)      // pow2Chunks cuts indexes
+	defer func() { clear(t.args) }() // drop the rows' values
 	for start, batch := range pow2Chunks(rows, t.c.d.batchRows(b.cols)) {
-		args := make([]any, 0, len(batch)*b.cols)
+		args := t.args[:0]
+		if cap(args) < len(batch)*b.cols {
+			args = make([]any, 0, len(batch)*b.cols)
+		}
 		for i := range batch {
 			var err error
 			if args, err = row(start+i, args); err != nil {
 				return errors.Join(err, undo())
 			}
 		}
+		t.args = args[:cap(args)]
 		if _, err := t.c.execPrepared(ctx, b.query(t.c.d, len(batch)), args...); err != nil {
 			if uerr := undo(); uerr != nil {
 				return errors.Join(err, uerr)

@@ -169,6 +169,10 @@ type tx struct {
 	// before expiredUS.
 	expired   bool
 	expiredUS int64
+	// args is insertAll's argument slice, kept for the transaction's
+	// next statement: a group commit of admissions makes a dozen, of
+	// thousands of values each.
+	args []any
 }
 
 // queryer is what *sql.DB and *sql.Tx share.
