@@ -2533,7 +2533,7 @@ func (s *search) packingNote() string {
 	if s.r.Packing == lease.PackAny || s.r.Packing == lease.PackNode {
 		return ""
 	}
-	return fmt.Sprintf(" (packing %s)", s.r.Packing)
+	return " (packing " + string(s.r.Packing) + ")"
 }
 
 // freeByDom counts the free nodes in scope per pool power domain, in leaf
