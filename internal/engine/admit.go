@@ -260,6 +260,11 @@ func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs 
 	before := c.ceil(c.horizonEnd(now))
 	need := int64(l.MaxGPUs())
 	from, skips := c.floor(l.Start)+1, 0
+	// roomAt is a start at which powerShift found the budgets to leave
+	// room (a shift it returns always does), -1 for none: when the
+	// counts then fit from that very start, the budgets are not read
+	// again.
+	roomAt := -1
 	// next returns the next candidate; false when there is none.
 	next := func() (int, bool) {
 		for {
@@ -267,13 +272,15 @@ func (c *capState) earliestSegs(now time.Time, p *poolCap, l *lease.Lease, segs 
 			if !ok {
 				return 0, false
 			}
-			d, ok := c.powerShift(p, l, segs, c.timeOf(s).Sub(l.Start), before-(s+length))
-			if !ok {
-				return 0, false
+			d := 0
+			if s != roomAt {
+				if d, ok = c.powerShift(p, l, segs, c.timeOf(s).Sub(l.Start), before-(s+length)); !ok {
+					return 0, false
+				}
 			}
 			if d > 0 && skips < maxEarliestSkips {
 				skips++
-				from = s + d
+				from, roomAt = s+d, s+d
 				continue
 			}
 			from = s + 1
@@ -345,7 +352,8 @@ func (c *capState) probe(p *poolCap, l *lease.Lease, segs []lease.Segment, shift
 // powerShift returns the least whole hours d >= 0, at most limit, such
 // that over every segment segs of l shifted by shift plus d hours the
 // power domains leave room for the segment's nodes as placement counts
-// it, and false when none within limit does.
+// it, and false when none within limit does (or placement.PowerShift
+// gave up): at the shift returned, every segment has room.
 func (c *capState) powerShift(p *poolCap, l *lease.Lease, segs []lease.Segment, shift time.Duration, limit int) (int, bool) {
 	d := 0
 	for i := 0; i < len(segs); {

@@ -7,7 +7,7 @@ import (
 )
 
 // maxPowerSteps bounds the windows PowerShift looks at; past it, it
-// answers the shift reached so far, which is still a lower bound.
+// answers that it found no shift.
 const maxPowerSteps = 64
 
 // PowerShift returns the least d >= 0, at most limit, such that over r's
@@ -15,7 +15,7 @@ const maxPowerSteps = 64
 // r.Nodes nodes as Place counts it (per domain, the budget less the most
 // its holds draw in an hourly slot the window touches, over the pool's
 // largest node there, in whole units of r.Packing), and true; false when
-// no shift within limit does. Place refuses every window that fails this,
+// no shift within limit does or none was found in maxPowerSteps steps. Place refuses every window that fails this,
 // whatever the holds on the pool's nodes, so a search for the earliest
 // start may skip to d. Holds, isolation, Prefer, Near and Within are not
 // looked at. A request Place would refuse before power (an unknown pool,
@@ -27,8 +27,8 @@ const maxPowerSteps = 64
 // Each step is O(domains × log slots) and moves to the first slot at or
 // after which some domain could leave room for one more unit: past the
 // last slot of the window above its threshold, and on to the first one at
-// or below it; after maxPowerSteps steps it returns the shift reached, a
-// lower bound.
+// or below it; after maxPowerSteps steps it gives up (false), so that a
+// shift it returns always leaves room.
 func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 	p := ix.pools[r.Pool]
 	if p == nil || r.Nodes < 1 || limit < 0 {
@@ -60,7 +60,7 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 	us := make([]int64, 0, 8) // units per domain
 	for d, step := 0, 0; d <= limit; step++ {
 		if step == maxPowerSteps {
-			return d, true
+			return 0, false
 		}
 		var room int64
 		us = us[:0]
