@@ -175,6 +175,11 @@ func (c *Calendar) Min(from, to int) int64 {
 	return c.minOf(from, to)
 }
 
+// Ceiling returns a value no slot's exceeds, in O(1): the greatest value
+// over all slots, or 0 when that is below 0 and the tree has padding
+// leaves (which stay 0).
+func (c *Calendar) Ceiling() int64 { return c.t[1].max }
+
 // Max returns the greatest value over [from, to), clamped to [0, Slots). It
 // returns math.MinInt64, the identity of max, when the clamped range is
 // empty.

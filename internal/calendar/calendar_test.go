@@ -343,6 +343,15 @@ const kinds = 10
 // "" when they agree. c and r may be replaced (Clone).
 func apply(c **calendar.Calendar, r *ref, o op) string {
 	cal, rf := *c, *r
+	// Ceiling, before every operation: the values' greatest, or 0 where
+	// that is below 0 and the tree has padding leaves.
+	ceiling := rf.max(0, len(rf))
+	if len(rf)&(len(rf)-1) != 0 {
+		ceiling = max(ceiling, 0)
+	}
+	if got := cal.Ceiling(); got != ceiling {
+		return fmt.Sprintf("Ceiling() = %d, want %d (values %v)", got, ceiling, []int64(rf))
+	}
 	var got, want any
 	switch o.kind {
 	case 0, 1:

@@ -49,6 +49,20 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 		return 0, false
 	}
 	k := int64(r.Nodes / unit)
+	// Budgets that leave room over the greatest draw of their whole
+	// calendars leave it over every window: no window need be read (the
+	// H100 halls of the reference site can power all their nodes).
+	var sure int64
+	for _, pd := range p.doms {
+		w := pd.unitW * int64(unit)
+		if w <= 0 {
+			return 0, true
+		}
+		dom := &ix.domains[pd.dom]
+		if sure += max(dom.budgetW-max(dom.cal.Ceiling(), 0), 0) / w; sure >= k {
+			return 0, true
+		}
+	}
 	from, to := ix.floor(s), ix.ceil(e)
 	// Each domain's window is read once a step (calendar.Span): its
 	// greatest draw, then, when the draws leave too little room, its last
