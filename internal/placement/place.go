@@ -1107,18 +1107,32 @@ func (s *search) scanPref() {
 
 // powerCaps computes, per pool power domain, how many units fit in the
 // budget over the window.
+//
+// In a pool whose leaf groups each lie in one power domain, a domain
+// whose budget has room, over the greatest draw of its whole calendar,
+// for every unit of the pool's nodes in it and for the request gets that
+// room, without reading the window: a cap at or above both never binds
+// (no plan takes more units of a domain than it has, the power check
+// compares the caps' sum with the request, and the numbers of a refusal
+// take the least of a domain's free nodes and its cap), so Place answers
+// as with the window's exact room.
 func (s *search) powerCaps() {
 	from, to := s.ix.floor(s.s), s.ix.ceil(s.e)
 	for d, pd := range s.p.doms {
 		dom := &s.ix.domains[pd.dom]
-		held := max(dom.cal.Max(from, to), 0)
-		room := max(dom.budgetW-held, 0)
 		w := pd.unitW * int64(s.unit)
 		if w <= 0 {
 			s.capU[d] = unlimited
-		} else {
-			s.capU[d] = room / w
+			continue
 		}
+		if !s.p.mixed {
+			if c := max(dom.budgetW-max(dom.cal.Ceiling(), 0), 0) / w; c >= max(pd.nodes/int64(s.unit), int64(s.k)) {
+				s.capU[d] = c
+				continue
+			}
+		}
+		held := max(dom.cal.Max(from, to), 0)
+		s.capU[d] = max(dom.budgetW-held, 0) / w
 	}
 }
 

@@ -96,6 +96,8 @@ type poolDom struct {
 	// unitW is the power of the pool's largest node in the domain: the
 	// budget is divided by it to count the nodes that fit.
 	unitW int64
+	// nodes counts the pool's nodes in the domain.
+	nodes int64
 }
 
 // oversize reports whether packing puts every node in one leaf group (one
@@ -139,6 +141,7 @@ func (p *pool) build(ix *Index, unitOf []int32) {
 			p.doms = append(p.doms, poolDom{dom: n.dom})
 		}
 		p.doms[d].unitW = max(p.doms[d].unitW, n.PowerW)
+		p.doms[d].nodes++
 		n.pool, n.pdom = p, d
 		sizes[unitOf[pos]]++
 	}
