@@ -284,10 +284,14 @@ func prepare(ix *Index, r *Request) (p *pool, s, e int64, unit int, err error) {
 func (s *search) fitsWithPower() bool {
 	// The bounds settle most windows that do not fit; the tighter one,
 	// which reads every pod's full leaf groups, only where the looser
-	// leaves little room.
-	if n := s.r.Nodes; s.bounded && (s.freeBound(false) < n || s.freeBound(false) < 4*n && s.freeBound(true) < n) {
-		return false
+	// leaves little room. They read every pod's held counts, which a
+	// window that fits in the first few leaf groups does not need: they
+	// are asked once boundAfter leaf groups have not sufficed.
+	refuted := func() bool {
+		n := s.r.Nodes
+		return s.bounded && (s.freeBound(false) < n || s.freeBound(false) < 4*n && s.freeBound(true) < n)
 	}
+	scanned := 0
 	cnt := grow(s.tmp, len(s.p.doms))
 	clear(cnt)
 	sum := int64(0)
@@ -312,6 +316,10 @@ func (s *search) fitsWithPower() bool {
 				if cnt[d] >= s.capU[d] {
 					continue
 				}
+				if scanned == boundAfter && refuted() {
+					return false
+				}
+				scanned++
 				if s.scanLeaf(int(j)); !s.done[j] || s.excl[j] {
 					continue
 				}
@@ -325,6 +333,10 @@ func (s *search) fitsWithPower() bool {
 	}
 	return false
 }
+
+// boundAfter is how many leaf groups fitsWithPower reads before it asks
+// the pods' bounds whether the window can fit at all.
+const boundAfter = 4
 
 // search is the state of one Place call. Its buffers are reused from call
 // to call through Index.scratch.
