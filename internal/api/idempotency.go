@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/tenant"
 )
 
 // IdempotencyHeader lets a client retry a mutation safely: the first
@@ -31,6 +33,7 @@ type idempotency struct {
 	// so the set stays bounded: two distinct keys may share a stripe, which
 	// only costs them some waiting.
 	locks [64]sync.Mutex
+	seed  maphash.Seed // of the stripe hash
 }
 
 func validIdempotencyKey(k string) bool {
@@ -69,7 +72,8 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 		// Only a valid key gets a remembered answer: anything else goes on
 		// to be refused (and audited) by the authentication middleware,
 		// before any body is read.
-		secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		authz := r.Header.Get("Authorization")
+		secret, _ := strings.CutPrefix(authz, "Bearer ")
 		p, err := m.s.eng.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			next.ServeHTTP(w, r)
@@ -94,8 +98,7 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 		h.Write(body)
 		sum := hex.EncodeToString(h.Sum(nil))
 
-		stripe := sha256.Sum256([]byte(scope + "\x00" + key))
-		mu := &m.locks[int(stripe[0])%len(m.locks)]
+		mu := &m.locks[maphash.Comparable(m.seed, [2]string{scope, key})%uint64(len(m.locks))]
 		mu.Lock()
 		defer mu.Unlock()
 		ctx := r.Context()
@@ -115,9 +118,10 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 			m.s.writeProblem(w, http.StatusInternalServerError, "internal error; see the server log for request "+engine.RequestID(ctx), "", nil)
 			return
 		}
-		rem := &engine.Remember{Scope: scope, Key: key, RequestSHA256: sum}
+		call := &idemCall{rem: engine.Remember{Scope: scope, Key: key, RequestSHA256: sum}, authz: authz, p: p}
+		rem := &call.rem
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, rememberKey{}, rem)))
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, idemCallKey{}, call)))
 		if saved, ok := rem.Saved(); ok {
 			// A capacity command remembered its answer in the transaction
 			// that committed it (answering): that is the answer.
@@ -144,9 +148,30 @@ func (m *idempotency) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// rememberKey carries a request's *engine.Remember to its handler
-// (answering).
-type rememberKey struct{}
+// idemCallKey carries a request's *idemCall to its handler.
+type idemCallKey struct{}
+
+// idemCall is what the idempotency middleware learnt of a request for its
+// handler: the Remember of its command (answering), and the principal it
+// authenticated from the Authorization header authz, which the
+// authentication middleware then need not look up again
+// (authenticatedAs).
+type idemCall struct {
+	rem   engine.Remember
+	authz string
+	p     tenant.Principal
+}
+
+// authenticatedAs returns the principal the idempotency middleware
+// authenticated for the request of ctx from the Authorization header
+// authz; false when it did not.
+func authenticatedAs(ctx context.Context, authz string) (tenant.Principal, bool) {
+	c, _ := ctx.Value(idemCallKey{}).(*idemCall)
+	if c == nil || c.authz != authz {
+		return tenant.Principal{}, false
+	}
+	return c.p, true
+}
 
 // answering returns ctx for submitting the capacity command of a request
 // that carries an Idempotency-Key, such that the command remembers the
@@ -156,10 +181,11 @@ type rememberKey struct{}
 // remembered its answer (remembered), the handler may return no output:
 // the idempotency middleware sends the remembered answer.
 func (s *Server) answering(ctx context.Context, status int, render func(val any) (any, error)) context.Context {
-	rem, _ := ctx.Value(rememberKey{}).(*engine.Remember)
-	if rem == nil {
+	c, _ := ctx.Value(idemCallKey{}).(*idemCall)
+	if c == nil {
 		return ctx
 	}
+	rem := &c.rem
 	rem.Answer = func(val any, err error) (int, string, []byte, bool) {
 		if err == nil {
 			out, err := render(val)
@@ -180,8 +206,11 @@ func (s *Server) answering(ctx context.Context, status int, render func(val any)
 // remembered reports whether the command submitted with ctx (answering)
 // remembered its answer.
 func remembered(ctx context.Context) bool {
-	rem, _ := ctx.Value(rememberKey{}).(*engine.Remember)
-	_, ok := rem.Saved()
+	c, _ := ctx.Value(idemCallKey{}).(*idemCall)
+	if c == nil {
+		return false
+	}
+	_, ok := c.rem.Saved()
 	return ok
 }
 

@@ -55,6 +55,9 @@ type Engine struct {
 	keyCache map[string]tenant.Key
 	keyGen   uint64
 
+	// idem indexes the remembered idempotency keys (idemindex.go).
+	idem idemIndex
+
 	// meter is telemetry ingestion (meter.go).
 	meter *meterState
 	// prices is the last spot price recorded per pool and tier (billing.go).

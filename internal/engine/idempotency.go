@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -9,10 +11,33 @@ import (
 const IdempotencyTTL = 24 * time.Hour
 
 // IdempotentResponse returns the response remembered for (scope, key) in
-// the last IdempotencyTTL, or ErrNotFound.
+// the last IdempotencyTTL, or ErrNotFound. A pair the engine's index
+// (idemIndex) has never seen is answered ErrNotFound without reading the
+// store. A lookup that finds nothing enters the pair in the index before
+// its request can remember an answer: the caller must look a pair up
+// before remembering its answer (Remember), as the idempotency
+// middlewares do.
 func (e *Engine) IdempotentResponse(ctx context.Context, scope, key string) (IdempotentResponse, error) {
-	return e.store.Idempotent(ctx, scope, key, e.clock.Now().Add(-IdempotencyTTL))
+	now := e.clock.Now()
+	if err := e.idem.ensureLoaded(ctx, e.store, now); err != nil {
+		e.log.WarnContext(ctx, "idempotency index: load", "err", err)
+	}
+	if e.idem.absent(scope, key, now) {
+		return IdempotentResponse{}, errNoIdempotentResponse
+	}
+	r, err := e.store.Idempotent(ctx, scope, key, now.Add(-IdempotencyTTL))
+	switch {
+	case err == nil:
+		e.idem.add(scope, key, r.Created, now)
+	case errors.Is(err, ErrNotFound):
+		e.idem.add(scope, key, now, now)
+	}
+	return r, err
 }
+
+// errNoIdempotentResponse answers the lookups of pairs never used: made
+// once.
+var errNoIdempotentResponse = fmt.Errorf("idempotent response: %w", ErrNotFound)
 
 // RememberResponse stores the first response to an idempotent request and
 // forgets those older than IdempotencyTTL. It goes through the writer's
@@ -22,6 +47,7 @@ func (e *Engine) IdempotentResponse(ctx context.Context, scope, key string) (Ide
 func (e *Engine) RememberResponse(ctx context.Context, r IdempotentResponse) error {
 	_, err := e.submit(ctx, func(_ *capState, now time.Time, _ *leaseIDs) (*effect, any, error) {
 		r.Created = now
+		e.idem.add(r.Scope, r.Key, now, now) // before the record commits
 		return &effect{remember: &r}, nil, nil
 	}).Wait()
 	return err
@@ -33,7 +59,10 @@ func (e *Engine) RememberResponse(ctx context.Context, r IdempotentResponse) err
 // effects, rather than in a transaction of its own afterwards: a replay
 // finds the answer if and only if the effects are stored, and the request
 // waits for one commit instead of two. Pass it with WithRemember on the
-// context of the command.
+// context of the command, after looking (Scope, Key) up with
+// IdempotentResponse: the lookup is what enters the pair in the engine's
+// index of remembered keys, which answers "not found" for pairs it
+// never saw.
 type Remember struct {
 	Scope         string // the caller's key ID
 	Key           string // the Idempotency-Key header
