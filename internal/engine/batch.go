@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/neocloud/neocloud/internal/event"
@@ -20,11 +21,15 @@ import (
 // answers are those of one-by-one application: commands are applied in
 // arrival order, each seeing its predecessors' effects. While one batch
 // commits (on the committer goroutine), the commands that arrive are
-// applied and form the next. When the commit fails, the in-memory state is
-// rebuilt from the store and every command of the batch, and of the next
-// (applied on top of it), gets the error. A command may carry its caller's
-// answer to remember for idempotent replays (Remember): it is committed
-// with the command's effects.
+// applied and form the next. A batch's commands are written as they are
+// applied, chunk by chunk (applyChunk), while the writer applies more into
+// it, and committed once: the batch stays open until it is full or the
+// queue is empty and its commands are written. When a write or the
+// commit fails, the in-memory state is rebuilt from the store and every
+// command of the batch, and of the next (applied on top of it), gets the
+// error. A command may carry its caller's answer to remember for
+// idempotent replays (Remember): it is committed with the command's
+// effects.
 
 // maxBatch bounds the commands committed together.
 const maxBatch = 512
@@ -171,41 +176,82 @@ func (e *Engine) writer() {
 
 // burst applies commands from first on, handing batches to the committer,
 // until the queue is empty and every batch is committed. Commands are
-// applied as they arrive, up to applyChunk at a time, into the batch that
-// waits for the committer; the committer takes all of it when the
-// previous commit ends. So the
-// commands that arrive during one commit share the next one, however many
-// (up to maxBatch), and each waits for at most the commit in progress
-// before its own.
+// applied as they arrive, up to applyChunk at a time. A batch handed to
+// the committer stays open while commands keep arriving: the writer
+// applies them into it (up to maxBatch) and the committer writes each
+// chunk as it is published, in the same transaction, so that what is
+// left to write when the writer is done is the last chunk and the
+// COMMIT. The writer seals the open batch when it is full, or when the
+// queue is empty and the committer has written all of it; the commands
+// that arrive while a sealed batch commits are applied into the next
+// one, which the committer takes when that commit ends. So each command
+// waits for at most the commit in progress before its own.
 func (e *Engine) burst(first *op, jobs chan<- *job, ids *leaseIDs) {
 	var (
-		next *job // applied, waiting for the committer
-		last *job // handed to the committer, perhaps not committed yet
+		open *job // handed to the committer, still taking commands
+		next *job // applied, waiting for the committer (only while open is nil)
+		last *job // handed to the committer and sealed, perhaps not committed yet
 		o    = first
 	)
 	for {
 		if o != nil {
-			ops := e.gather(o, next)
+			into := next
+			if open != nil {
+				into = open
+			}
+			ops := e.gather(o, into)
 			for {
-				j, ok := e.apply(next, ops, ids)
+				j, ok := e.apply(into, ops, ids)
 				if ok {
-					next = j
+					j.publish(false)
+					if open != nil {
+						open = j
+					} else {
+						next = j
+					}
 					break
 				}
-				jobs <- next // stale: the committer fails it at once
-				last, next = next, nil
+				// Stale: a commit failed after j's commands were applied;
+				// the committer fails j at once (or is failing it).
+				j.publish(true)
+				if open == nil {
+					jobs <- j
+				}
+				last, open, next, into = j, nil, nil, nil
 			}
 			o = nil
 		}
 		switch {
+		case open != nil && len(open.batch) >= maxBatch:
+			open.publish(true)
+			last, open = open, nil
+		case open != nil:
+			select {
+			case o = <-e.ops:
+			default:
+				if open.sealIfWritten() {
+					last, open = open, nil
+					break
+				}
+				select {
+				case o = <-e.ops:
+				case <-open.progress:
+				}
+			}
 		case next != nil && len(next.batch) >= maxBatch:
 			jobs <- next
-			last, next = next, nil
+			open, next = next, nil
 		case next != nil:
+			// To an idle committer first, rather than applying more.
 			select {
 			case jobs <- next:
-				last, next = next, nil
-			case o = <-e.ops:
+				open, next = next, nil
+			default:
+				select {
+				case jobs <- next:
+					open, next = next, nil
+				case o = <-e.ops:
+				}
 			}
 		case last != nil:
 			select {
@@ -243,7 +289,11 @@ func (e *Engine) gather(first *op, next *job) []*op {
 	return ops
 }
 
-// job is one applied batch on its way to the store.
+// job is one applied batch on its way to the store. The writer appends
+// to batch, results, effects and applied; it publishes the commands
+// applied so far (pub, under mu) for the committer, which may write them
+// while the writer applies more, and reads the rest of the job only once
+// it is sealed.
 type job struct {
 	batch     []*op
 	results   []opResult
@@ -251,6 +301,87 @@ type job struct {
 	applied   []time.Time // when each command was applied; zero: it was not
 	gen       uint64      // e.gen when applied: stale after a failed commit
 	committed chan struct{}
+
+	mu  sync.Mutex
+	pub struct { // the commands applied so far; their elements no longer change
+		batch   []*op
+		effects []*effect
+		applied []time.Time
+	}
+	sealed  bool // no more commands: the writer is done with the job
+	written int  // the committer is done with pub.batch[:written]
+	// published and progress wake the committer (a chunk published, or
+	// the job sealed) and the writer (the committer wrote a chunk); one
+	// token each suffices, as both recheck under mu.
+	published chan struct{}
+	progress  chan struct{}
+}
+
+func newJob(n int) *job {
+	return &job{batch: make([]*op, 0, n), results: make([]opResult, 0, n), effects: make([]*effect, 0, n),
+		applied: make([]time.Time, 0, n), committed: make(chan struct{}),
+		published: make(chan struct{}, 1), progress: make(chan struct{}, 1)}
+}
+
+// publish hands the commands applied so far to the committer, and seals
+// the job when seal is set.
+func (j *job) publish(seal bool) {
+	j.mu.Lock()
+	j.pub.batch, j.pub.effects, j.pub.applied = j.batch, j.effects, j.applied
+	j.sealed = j.sealed || seal
+	j.mu.Unlock()
+	wake(j.published)
+}
+
+// sealIfWritten seals the job when the committer has written every
+// command published; false (the job stays open) otherwise.
+func (j *job) sealIfWritten() bool {
+	j.mu.Lock()
+	ok := j.written == len(j.pub.batch)
+	j.sealed = j.sealed || ok
+	j.mu.Unlock()
+	if ok {
+		wake(j.published)
+	}
+	return ok
+}
+
+// take waits until commands from index from on are published and
+// returns them; done when the job is sealed and every command has been
+// taken.
+func (j *job) take(from int) (batch []*op, effects []*effect, applied []time.Time, done bool) {
+	for {
+		j.mu.Lock()
+		n, sealed := len(j.pub.batch), j.sealed
+		if from < n {
+			batch, effects, applied = j.pub.batch[from:n], j.pub.effects[from:n], j.pub.applied[from:n]
+		}
+		j.mu.Unlock()
+		switch {
+		case from < n:
+			return batch, effects, applied, false
+		case sealed:
+			return nil, nil, nil, true
+		}
+		<-j.published
+	}
+}
+
+// wrote records that the committer has written the commands before
+// index n.
+func (j *job) wrote(n int) {
+	j.mu.Lock()
+	j.written = n
+	j.mu.Unlock()
+	wake(j.progress)
+}
+
+// wake leaves a token in c unless one is there.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // apply runs ops against the in-memory capacity, in order, appending them
@@ -263,8 +394,7 @@ func (e *Engine) apply(j *job, ops []*op, ids *leaseIDs) (*job, bool) {
 		// Room for the commands queued behind ops too: the batch takes
 		// them in chunks (gather) while it waits for the committer.
 		n := min(maxBatch, len(ops)+len(e.ops))
-		j = &job{batch: make([]*op, 0, n), results: make([]opResult, 0, n), effects: make([]*effect, 0, n),
-			applied: make([]time.Time, 0, n), committed: make(chan struct{})}
+		j = newJob(n)
 	}
 	from := len(j.batch)
 	j.batch = append(j.batch, ops...)
@@ -364,11 +494,33 @@ func (e *Engine) committer(jobs <-chan *job) {
 	}
 }
 
-// commit persists j's effects; false when it failed (then every command
-// with effects has the error as its result).
+// commit persists j's effects, chunk by chunk as the writer publishes
+// them, in one transaction that commits once j is sealed; it returns once
+// j is sealed, false when the commit failed (then every command with
+// effects has the error as its result).
 func (e *Engine) commit(j *job) bool {
-	if !slices.ContainsFunc(j.effects, func(eff *effect) bool { return eff != nil }) {
-		return true
+	// Commands without effects (refusals) need no transaction: skip them
+	// until one has effects, or the job is sealed without any.
+	var (
+		taken   int
+		batch   []*op
+		effects []*effect
+		applied []time.Time
+	)
+	for {
+		b, effs, app, done := j.take(taken)
+		if done {
+			return true
+		}
+		k := slices.IndexFunc(effs, func(eff *effect) bool { return eff != nil })
+		if k < 0 {
+			taken += len(b)
+			j.wrote(taken)
+			continue
+		}
+		taken += k
+		batch, effects, applied = b[k:], effs[k:], app[k:]
+		break
 	}
 	e.capMu.RLock()
 	stale := j.gen != e.gen
@@ -376,7 +528,20 @@ func (e *Engine) commit(j *job) bool {
 	err := errStaleBatch
 	if !stale {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		err = e.store.Update(ctx, func(tx Tx) error { return e.persist(ctx, tx, j.batch, j.effects, j.applied) })
+		err = e.store.Update(ctx, func(tx Tx) error {
+			var cutoff time.Time
+			for {
+				if err := e.persist(ctx, tx, batch, effects, applied, &cutoff); err != nil {
+					return err
+				}
+				taken += len(batch)
+				j.wrote(taken)
+				var done bool
+				if batch, effects, applied, done = j.take(taken); done {
+					return nil
+				}
+			}
+		})
 		cancel()
 		if err == nil {
 			e.eventsCommitted(j.effects)
@@ -388,6 +553,16 @@ func (e *Engine) commit(j *job) bool {
 		e.gen++
 		e.capMu.Unlock()
 	}
+	// The writer may still be applying commands into j (until it finds
+	// the state it applies to dropped): wait for the seal.
+	for {
+		b, _, _, done := j.take(taken)
+		if done {
+			break
+		}
+		taken += len(b)
+		j.wrote(taken)
+	}
 	for i := range j.results {
 		if j.effects[i] != nil {
 			j.results[i] = opResult{err: err}
@@ -398,12 +573,14 @@ func (e *Engine) commit(j *job) bool {
 
 var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothing of this one was written")
 
-// persist writes the batch's effects in order. Consecutive admissions are
-// written with one insert per kind of row. A command's audit entry is
-// stamped with the time it applied at (applied), not the commit's: a
-// pipelining caller on a fake clock (the simulator) has moved it on by
-// then.
-func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*effect, applied []time.Time) error {
+// persist writes the effects of a batch's commands (a chunk of it) in
+// order. Consecutive admissions are written with one insert per kind of
+// row. A command's audit entry is stamped with the time it applied at
+// (applied), not the commit's: a pipelining caller on a fake clock (the
+// simulator) has moved it on by then. Remembered answers created before
+// *cutoff expire; a zero *cutoff is set from the first answer remembered
+// and kept for the batch's later chunks.
+func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*effect, applied []time.Time, cutoff *time.Time) error {
 	// The rows gathered below, counted first: a batch of admissions
 	// gathers hundreds of each, which would otherwise be copied as the
 	// slices grow.
@@ -525,7 +702,10 @@ func (e *Engine) persist(ctx context.Context, tx Tx, batch []*op, effects []*eff
 	}
 	if len(remember) > 0 {
 		// One cutoff for the batch: the first record's.
-		if err := tx.RememberResponses(ctx, remember, remember[0].Created.Add(-IdempotencyTTL)); err != nil {
+		if cutoff.IsZero() {
+			*cutoff = remember[0].Created.Add(-IdempotencyTTL)
+		}
+		if err := tx.RememberResponses(ctx, remember, *cutoff); err != nil {
 			return fmt.Errorf("remember responses: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,11 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/neocloud/neocloud/internal/engine"
+	"github.com/neocloud/neocloud/internal/lease"
 	"github.com/neocloud/neocloud/internal/store/sqlite"
 )
 
-// slowStore makes every Update take at least delay, and fails the
-// failAt-th (counting from 1; 0: none).
+// slowStore makes every commit take at least delay once fn has written
+// its rows (as a commit's fsync does), and fails the failAt-th Update
+// (counting from 1; 0: none) there, rolling back what fn wrote.
 type slowStore struct {
 	engine.Store
 	delay   time.Duration
@@ -26,11 +29,147 @@ type slowStore struct {
 
 func (s *slowStore) Update(ctx context.Context, fn func(engine.Tx) error) error {
 	n := s.updates.Add(1)
-	time.Sleep(s.delay)
-	if n == s.failAt {
+	return s.Store.Update(ctx, func(tx engine.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		time.Sleep(s.delay)
+		if n == s.failAt {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+}
+
+// failTxStore fails the failAt-th InsertLeases (counting from 1) of its
+// Updates; stall delays the ones before it, so that the writer applies
+// more of the batch meanwhile.
+type failTxStore struct {
+	engine.Store
+	failAt int32
+	stall  time.Duration
+	calls  atomic.Int32
+}
+
+func (s *failTxStore) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	return s.Store.Update(ctx, func(tx engine.Tx) error { return fn(failTx{Tx: tx, s: s}) })
+}
+
+type failTx struct {
+	engine.Tx
+	s *failTxStore
+}
+
+func (t failTx) InsertLeases(ctx context.Context, ls []lease.Lease) error {
+	switch n := t.s.calls.Add(1); {
+	case n == t.s.failAt:
 		return errors.New("disk full")
+	case n < t.s.failAt:
+		time.Sleep(t.s.stall)
 	}
-	return s.Store.Update(ctx, fn)
+	return t.Tx.InsertLeases(ctx, ls)
+}
+
+// TestFailedOverlappedCommit: the committer writes a batch's chunks while
+// the writer applies more of it; when a write fails half-way, or the
+// commit at the end does, every command of that batch is answered with
+// the error (those applied after it on the dropped state too), nothing of
+// it is stored, and the commands after it apply to the state rebuilt
+// from the store.
+func TestFailedOverlappedCommit(t *testing.T) {
+	tests := []struct {
+		name  string
+		store func(engine.Store) engine.Store
+	}{
+		{"first chunk's insert fails", func(st engine.Store) engine.Store { return &failTxStore{Store: st, failAt: 2} }},
+		{"a later chunk's insert fails", func(st engine.Store) engine.Store {
+			return &failTxStore{Store: st, failAt: 3, stall: 5 * time.Millisecond}
+		}},
+		{"a chunk of a later batch fails", func(st engine.Store) engine.Store {
+			return &failTxStore{Store: st, failAt: 4, stall: 5 * time.Millisecond}
+		}},
+		{"the commit fails", func(st engine.Store) engine.Store { return &slowStore{Store: st, failAt: 2} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := sqlite.OpenTest(t)
+			e, clk := setup(t, base, 1_000_000)
+			// The same engine state on the wrapped store: setup's writes
+			// are done.
+			e.Close()
+			st := tt.store(base)
+			e, err := engine.New(engine.Config{Store: st, Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx := context.Background()
+			// One command first, so that the committer waits for the
+			// batch below rather than starting after all of it is applied.
+			first, err := e.RequestLease(ctx, admin, "beta", reservation(8, 200, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			admitted := []string{first.Lease.ID}
+			const n = 1200 // more than two batches
+			pending := make([]engine.Pending, n)
+			for i := range pending {
+				// 1 node in one of 100 hours: each fits (16 nodes, 12
+				// requests an hour).
+				if pending[i], err = e.SubmitLease(ctx, admin, "acme", reservation(8, 1+i%100, 1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var failed []int
+			for i, p := range pending {
+				v, err := p.Wait()
+				if err != nil {
+					failed = append(failed, i)
+					continue
+				}
+				admitted = append(admitted, v.(engine.LeaseResult).Lease.ID)
+			}
+			if len(failed) == 0 || len(failed) == n {
+				t.Fatalf("%d of %d requests failed; want those of the failed batch (and of one applied on top of it)", len(failed), n)
+			}
+			// Batches are runs of consecutive commands, and the commands
+			// after the failed one apply to the rebuilt state.
+			if last := failed[len(failed)-1]; last-failed[0]+1 != len(failed) {
+				t.Errorf("failed requests %v: want one run of consecutive ones", failed)
+			}
+			stored, err := base.Leases(ctx, engine.LeaseFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var storedIDs []string
+			for _, l := range stored {
+				storedIDs = append(storedIDs, l.ID)
+			}
+			slices.Sort(storedIDs)
+			slices.Sort(admitted)
+			if diff := cmp.Diff(admitted, storedIDs); diff != "" {
+				t.Errorf("stored leases (-answered admitted +stored):\n%s", diff)
+			}
+			t.Logf("%d requests, %d failed (%d..%d)", n, len(failed), failed[0], failed[len(failed)-1])
+
+			fresh, err := engine.New(engine.Config{Store: base, Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fresh.Close()
+			got, err := e.Capacity(ctx, admin, pool, t0, t0.Add(110*time.Hour), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fresh.Capacity(ctx, admin, pool, t0, t0.Add(110*time.Hour), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("capacity after the failed commit (-rebuilt +in memory):\n%s", diff)
+			}
+		})
+	}
 }
 
 // TestGroupCommitUnderLoad: lease requests that arrive while a commit is
@@ -41,7 +180,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	st := &slowStore{Store: sqlite.OpenTest(t)}
 	e, clk := setup(t, st, 1_000_000)
 	ctx := context.Background()
-	st.delay, st.failAt = 20*time.Millisecond, st.updates.Load()+2
+	st.delay, st.failAt = 50*time.Millisecond, st.updates.Load()+2
 	before := st.updates.Load()
 
 	const clients, each = 16, 6
