@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,9 +17,9 @@ import (
 	"github.com/neocloud/neocloud/internal/store/sqlite"
 )
 
-// idemStore is a store whose idempotency lookups are counted and that,
-// when list is set, lists its records (engine.IdempotentKeyLister) by
-// reading its idempotency table, as store/sqlstore would.
+// idemStore is a store whose idempotency lookups are counted; it does not
+// list its records (the interface it embeds has no IdempotentKeys), and
+// listingStore, around it, lists them through the store's own method.
 type idemStore struct {
 	engine.Store
 	lookups atomic.Int64
@@ -34,27 +33,7 @@ func (s *idemStore) Idempotent(ctx context.Context, scope, key string, notBefore
 type listingStore struct{ *idemStore }
 
 func (s listingStore) IdempotentKeys(ctx context.Context, notBefore time.Time, fn func(scope, key string, created time.Time) error) error {
-	db := s.Store.(interface{ DB() *sql.DB }).DB()
-	q := `SELECT scope, key, created_us FROM idempotency WHERE created_us >= `
-	rows, err := db.QueryContext(ctx, q+"?", notBefore.UnixMicro())
-	if err != nil { // PostgreSQL numbers its parameters
-		rows, err = db.QueryContext(ctx, q+"$1", notBefore.UnixMicro())
-	}
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var scope, key string
-		var us int64
-		if err := rows.Scan(&scope, &key, &us); err != nil {
-			return err
-		}
-		if err := fn(scope, key, time.UnixMicro(us).UTC()); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return s.Store.(engine.IdempotentKeyLister).IdempotentKeys(ctx, notBefore, fn)
 }
 
 // TestIdempotencyIndex: lookups answer what the store holds, across a

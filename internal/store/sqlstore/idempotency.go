@@ -49,6 +49,34 @@ func (r reader) Idempotent(ctx context.Context, scope, key string, notBefore tim
 	return resp, nil
 }
 
+// IdempotentKeys calls fn with the scope, key and creation time of every
+// response remembered at or after notBefore, in no particular order
+// (engine.IdempotentKeyLister): the engine loads them into its index of
+// keys once, at its first lookup. An error of fn ends the listing and is
+// returned.
+func (s *Store) IdempotentKeys(ctx context.Context, notBefore time.Time, fn func(scope, key string, created time.Time) error) error {
+	rows, err := s.c.query(ctx, `SELECT scope, key, created_us FROM idempotency WHERE created_us >= ?`, micros(notBefore))
+	if err != nil {
+		return fmt.Errorf("store: idempotent keys: %w", err)
+	}
+	for rows.Next() {
+		var scope, key string
+		var created int64
+		if err := rows.Scan(&scope, &key, &created); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: idempotent keys: %w", err)
+		}
+		if err := fn(scope, key, fromMicros(created)); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return fmt.Errorf("store: idempotent keys: %w", err)
+	}
+	return nil
+}
+
 // RememberResponses stores rs, each replacing a record of the same scope
 // and key (of two in rs, the later), with multi-row statements, and
 // deletes the records created before expireBefore. A transaction deletes

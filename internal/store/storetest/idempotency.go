@@ -77,4 +77,37 @@ func testIdempotency(t *testing.T, s engine.Store) {
 	if got := find("k2", "key-7", T0); got != "again" {
 		t.Errorf("replaced record = %q", got)
 	}
+
+	// A store that lists its records lists each once, at or after the
+	// time asked, with its creation time.
+	lister, ok := s.(engine.IdempotentKeyLister)
+	if !ok {
+		t.Fatal("the store does not list its idempotency records (engine.IdempotentKeyLister)")
+	}
+	list := func(notBefore time.Time) map[string]time.Time {
+		t.Helper()
+		got := map[string]time.Time{}
+		err := lister.IdempotentKeys(ctx, notBefore, func(scope, key string, created time.Time) error {
+			if _, dup := got[scope+"/"+key]; dup {
+				t.Errorf("%s/%s listed twice", scope, key)
+			}
+			got[scope+"/"+key] = created
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	all := list(T0)
+	if len(all) != 700 || !all["k2/key-7"].Equal(T0.Add(26*time.Hour)) || !all["k2/key-0"].Equal(T0.Add(25*time.Hour)) {
+		t.Errorf("listed %d records (key-0 at %s, key-7 at %s); want 700, at 25 h and 26 h", len(all), all["k2/key-0"], all["k2/key-7"])
+	}
+	if later := list(T0.Add(25*time.Hour + time.Second)); len(later) != 1 {
+		t.Errorf("listed %d records created after 25 h; want 1 (key-7)", len(later))
+	}
+	stop := errors.New("stop")
+	if err := lister.IdempotentKeys(ctx, T0, func(string, string, time.Time) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("listing ended by fn: %v, want its error", err)
+	}
 }
