@@ -64,6 +64,9 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 		}
 	}
 	from, to := ix.floor(s), ix.ceil(e)
+	if len(p.doms) == 1 {
+		return ix.powerShiftOne(&p.doms[0], k*int64(unit), from, to, limit)
+	}
 	// Each domain's window is read once a step (calendar.Span): its
 	// greatest draw, then, when the draws leave too little room, its last
 	// slot above a threshold that depends on that draw.
@@ -112,6 +115,37 @@ func (ix *Index) PowerShift(r Request, limit int) (int, bool) {
 			return 0, false
 		}
 		d = next
+	}
+	return 0, false
+}
+
+// powerShiftOne is PowerShift for a pool in one power domain, pd, and a
+// request of nodes nodes over the slots [from, to): the domain has room
+// for them over a window exactly when every slot of it draws at most
+// thr, the budget less their power at the pool's largest node's, so the
+// search is for the first window with no slot above thr: past the last
+// slot above it in the window, on to the first at or below it, as
+// calendar.EarliestFit does for its need (a step per stretch of slots
+// above thr).
+func (ix *Index) powerShiftOne(pd *poolDom, nodes int64, from, to, limit int) (int, bool) {
+	dom := &ix.domains[pd.dom]
+	thr := dom.budgetW - nodes*pd.unitW
+	if thr < 0 {
+		return 0, false // not even with nothing drawn
+	}
+	for d, step := 0, 0; d <= limit; step++ {
+		if step == maxPowerSteps {
+			return 0, false
+		}
+		l := dom.cal.LastAbove(from+d, to+d, thr)
+		if l < 0 {
+			return d, true
+		}
+		f := dom.cal.FirstBelow(l+1, ix.slots, thr+1)
+		if f < 0 {
+			return 0, false
+		}
+		d = f - from
 	}
 	return 0, false
 }
