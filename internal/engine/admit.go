@@ -529,9 +529,11 @@ func (c *capState) quote(now time.Time, tenantID string, r lease.Request, writer
 		q.Nodes = int(l.MaxGPUs() / p.gpusPerNode)
 	}
 	if shape {
+		// The first of the largest steps' placements.
 		for _, pl := range plans {
 			if len(pl.Nodes) >= q.Nodes {
 				q.Nodes, q.LeafGroups, q.Pods = len(pl.Nodes), pl.LeafGroups, pl.Pods
+				break
 			}
 		}
 	}
