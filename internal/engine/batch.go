@@ -425,9 +425,7 @@ func (e *Engine) apply(j *job, ops []*op, ids *leaseIDs) (*job, bool) {
 func (e *Engine) applyLocked(j *job, from int, ids *leaseIDs) bool {
 	e.capMu.Lock()
 	defer e.capMu.Unlock()
-	if from == 0 {
-		j.gen = e.gen
-	} else if j.gen != e.gen {
+	if from > 0 && j.gen != e.gen {
 		return false
 	}
 	c := e.cap
@@ -442,6 +440,14 @@ func (e *Engine) applyLocked(j *job, from int, ids *leaseIDs) bool {
 			}
 			return true
 		}
+		if from > 0 {
+			// j's earlier commands were applied to the state just
+			// replaced (loadedLocked made j stale).
+			return false
+		}
+	}
+	if from == 0 {
+		j.gen = e.gen
 	}
 	for i := from; i < len(j.batch); i++ {
 		o := j.batch[i]
@@ -538,6 +544,15 @@ func (e *Engine) commit(j *job) bool {
 				j.wrote(taken)
 				var done bool
 				if batch, effects, applied, done = j.take(taken); done {
+					// The state may have been loaded again from the
+					// store while the batch was open: its commands are
+					// not in it, so they must not commit.
+					e.capMu.RLock()
+					stale := j.gen != e.gen
+					e.capMu.RUnlock()
+					if stale {
+						return errStaleBatch
+					}
 					return nil
 				}
 			}
@@ -547,11 +562,15 @@ func (e *Engine) commit(j *job) bool {
 			e.eventsCommitted(j.effects)
 			return true
 		}
-		err = fmt.Errorf("commit: %w", err)
-		e.capMu.Lock()
-		e.cap = nil // rebuilt from the store on next use
-		e.gen++
-		e.capMu.Unlock()
+		if !errors.Is(err, errStaleBatch) {
+			// Else the state was loaded again while the batch was
+			// open, and holds what the store does: it stays.
+			err = fmt.Errorf("commit: %w", err)
+			e.capMu.Lock()
+			e.cap = nil // rebuilt from the store on next use
+			e.gen++
+			e.capMu.Unlock()
+		}
 	}
 	// The writer may still be applying commands into j (until it finds
 	// the state it applies to dropped): wait for the seal.
@@ -768,7 +787,12 @@ func (e *Engine) loadedLocked(ctx context.Context) (*capState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load capacity: %w", err)
 	}
+	// Commands applied to the state replaced and not yet committed (a
+	// fleet change or the calendars' yearly roll while a batch is in
+	// flight) are not in the state loaded from the store: their batch
+	// must not commit either (commit checks the generation).
 	e.cap = c
+	e.gen++
 	return c, nil
 }
 

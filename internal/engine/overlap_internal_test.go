@@ -62,12 +62,17 @@ func TestCommitOverlapsApply(t *testing.T) {
 		name       string
 		failAt     int
 		failCommit bool
-		wantCalls  [][]string
-		wantOK     bool
+		// reload, when set, loads the state again from the store (a
+		// fleet change, the calendars' yearly roll) once the second
+		// chunk is written: the batch's commands are not in it.
+		reload    bool
+		wantCalls [][]string
+		wantOK    bool
 	}{
 		{name: "each chunk written as published, one commit", wantCalls: [][]string{{"a", "b"}, {"c"}, {"d", "e"}}, wantOK: true},
 		{name: "the second chunk's write fails", failAt: 2, wantCalls: [][]string{{"a", "b"}, {"c"}}},
 		{name: "the commit fails", failCommit: true, wantCalls: [][]string{{"a", "b"}, {"c"}, {"d", "e"}}},
+		{name: "the state is loaded again mid-batch", reload: true, wantCalls: [][]string{{"a", "b"}, {"c"}, {"d", "e"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +102,11 @@ func TestCommitOverlapsApply(t *testing.T) {
 				if i < len(tt.wantCalls) {
 					<-st.wrote // written before the writer applies the next chunk
 				}
+				if tt.reload && i == 1 {
+					e.capMu.Lock()
+					e.cap, e.gen = &capState{}, e.gen+1 // as loadedLocked does
+					e.capMu.Unlock()
+				}
 			}
 			ok := <-done
 			if ok != tt.wantOK {
@@ -113,6 +123,20 @@ func TestCommitOverlapsApply(t *testing.T) {
 				if want := !tt.wantOK && j.effects[i] != nil; failed != want {
 					t.Errorf("command %d (%v): error %v, want failed %v", i, r.val, r.err, want)
 				}
+			}
+			if tt.reload {
+				// Nothing committed (the fn failed: chunkStore commits
+				// only when it returns nil), and the state loaded
+				// meanwhile stays: it holds what the store does.
+				if e.cap == nil || e.gen != 8 {
+					t.Errorf("after the stale commit: state %v, generation %d; want the reloaded state kept, generation 8", e.cap, e.gen)
+				}
+				for i, r := range j.results {
+					if j.effects[i] != nil && !errors.Is(r.err, errStaleBatch) {
+						t.Errorf("command %d: error %v, want %v", i, r.err, errStaleBatch)
+					}
+				}
+				return
 			}
 			if dropped := e.cap == nil && e.gen == 8; dropped == tt.wantOK {
 				t.Errorf("after the commit: state dropped %v, want %v", dropped, !tt.wantOK)
