@@ -481,11 +481,15 @@ func (s *Server) quote(ctx context.Context, p tenant.Principal, f leaseForm) (*q
 			return nil, err
 		}
 		if ok {
+			// Amounts for reading: to the cent, with thousands separators
+			// (the currency once, on the total).
+			amount := func(m money.Money) string { return groupThousands(money.Format(m.RoundCents().Micros)) }
 			for _, c := range charges {
-				out.Charges = append(out.Charges, quoteChargeRow{Month: c.Month.Format("2006-01"), Fee: money.Format(c.Fee.Micros),
-					Proration: money.Format(c.Proration.Micros), Discount: money.Format(c.Discount.Micros), Amount: money.Format(c.Amount.Micros)})
+				out.Charges = append(out.Charges, quoteChargeRow{Month: c.Month.Format("2006-01"), Fee: amount(c.Fee),
+					Proration: amount(c.Proration), Discount: amount(c.Discount), Amount: amount(c.Amount)})
 			}
-			out.Total, out.ListPrice = moneyText(total), def
+			out.Total, _ = amountText(total)
+			out.ListPrice = def
 		}
 	}
 	return out, nil

@@ -326,6 +326,11 @@ func TestQuoteAndSpotForms(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `<span class="feasible">yes</span>`) || !strings.Contains(body, `id="charges"`) || !strings.Contains(body, `id="accept"`) {
 		t.Fatalf("quote: %d\n%s", code, body)
 	}
+	// The form shows where the lease would go (a quote with placement)
+	// and amounts to the cent with thousands separators.
+	if !strings.Contains(body, "2 nodes in 1 leaf groups, 1 pods") || !regexp.MustCompile(`id="total">\d{1,3}(,\d{3})+\.\d\d`).MatchString(body) {
+		t.Errorf("quote without its placement or a grouped total:\n%s", body)
+	}
 	once := regexp.MustCompile(`name="once" value="([^"]+)"`).FindStringSubmatch(body)
 	if once == nil {
 		t.Fatal("no one-time token in the accept form")
