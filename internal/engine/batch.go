@@ -528,11 +528,8 @@ func (e *Engine) commit(j *job) bool {
 		batch, effects, applied = b[k:], effs[k:], app[k:]
 		break
 	}
-	e.capMu.RLock()
-	stale := j.gen != e.gen
-	e.capMu.RUnlock()
 	err := errStaleBatch
-	if !stale {
+	if !e.stale(j) {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 		err = e.store.Update(ctx, func(tx Tx) error {
 			var cutoff time.Time
@@ -547,10 +544,7 @@ func (e *Engine) commit(j *job) bool {
 					// The state may have been loaded again from the
 					// store while the batch was open: its commands are
 					// not in it, so they must not commit.
-					e.capMu.RLock()
-					stale := j.gen != e.gen
-					e.capMu.RUnlock()
-					if stale {
+					if e.stale(j) {
 						return errStaleBatch
 					}
 					return nil
@@ -588,6 +582,14 @@ func (e *Engine) commit(j *job) bool {
 		}
 	}
 	return false
+}
+
+// stale reports whether j's commands were applied to a capacity state
+// since dropped or loaded again from the store.
+func (e *Engine) stale(j *job) bool {
+	e.capMu.RLock()
+	defer e.capMu.RUnlock()
+	return j.gen != e.gen
 }
 
 var errStaleBatch = errors.New("commit: an earlier batch failed to commit; nothing of this one was written")

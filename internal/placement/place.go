@@ -160,38 +160,11 @@ func Place(ix *Index, r Request) (Plan, error) {
 // free units of the leaf groups open to the tenant, capped per power
 // domain, number r's: Fits reads holds only until it has found them.
 func Fits(ix *Index, r Request) (bool, error) {
-	p, s, e, unit, err := prepare(ix, &r)
-	if err != nil {
-		var pe *Error
-		if errors.As(err, &pe) {
-			return false, nil
-		}
-		return false, err
-	}
-	r.Prefer = nil
-	sr := ix.scratch.Get().(*search)
-	defer func() {
-		sr.release()
-		ix.scratch.Put(sr)
-	}()
-	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
-		var pe *Error
-		if errors.As(err, &pe) {
-			return false, nil
-		}
-		return false, err
-	}
-	if sr.powerRoom() < int64(sr.k) {
+	ok, err := probe(ix, r, false)
+	if pe := (*Error)(nil); errors.As(err, &pe) {
 		return false, nil
 	}
-	switch r.Packing {
-	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain:
-		if sr.within == 0 && !p.mixed {
-			return sr.fitsWithPower(), nil
-		}
-	}
-	sr.probe = true
-	return sr.run(true, true), nil
+	return ok, err
 }
 
 // Decide answers whether Place would place r without choosing the nodes:
@@ -202,36 +175,43 @@ func Fits(ix *Index, r Request) (bool, error) {
 // does. NoReason is not looked at: Decide always names the rule that
 // fails (Fits answers without it).
 func Decide(ix *Index, r Request) error {
+	_, err := probe(ix, r, true)
+	return err
+}
+
+// probe is Fits and, with explain, Decide: whether Place would place r,
+// stopping at the first plan found; false with Place's refusal when
+// explain is set, else with no error for a request the rules refuse.
+func probe(ix *Index, r Request, explain bool) (bool, error) {
 	p, s, e, unit, err := prepare(ix, &r)
 	if err != nil {
-		return err
+		return false, err
 	}
-	r.NoReason, r.Prefer = false, nil // Prefer only orders the choice
+	r.Prefer = nil // it only orders the choice
+	if explain {
+		r.NoReason = false
+	}
 	sr := ix.scratch.Get().(*search)
 	defer func() {
 		sr.release()
 		ix.scratch.Put(sr)
 	}()
 	if err := sr.init(ix, p, &r, s, e, unit); err != nil {
-		return err
+		return false, err
 	}
-	if sr.powerRoom() < int64(sr.k) {
-		return sr.explain()
+	ok := false
+	switch {
+	case sr.powerRoom() < int64(sr.k):
+	case (r.Packing == lease.PackAny || r.Packing == lease.PackNode || r.Packing == lease.PackNVLinkDomain) && sr.within == 0 && !p.mixed:
+		ok = sr.fitsWithPower()
+	default:
+		sr.probe = true
+		ok = sr.run(true, true)
 	}
-	switch r.Packing {
-	case lease.PackAny, lease.PackNode, lease.PackNVLinkDomain:
-		if sr.within == 0 && !p.mixed {
-			if sr.fitsWithPower() {
-				return nil
-			}
-			return sr.explain()
-		}
+	if ok || !explain {
+		return ok, nil
 	}
-	sr.probe = true
-	if sr.run(true, true) {
-		return nil
-	}
-	return sr.explain()
+	return false, sr.explain()
 }
 
 // prepare checks r as Place does, setting its default packing, and returns
